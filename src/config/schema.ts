@@ -1,0 +1,221 @@
+/**
+ * The one strict config schema: it gives the TypeScript types, the defaults, the
+ * validation errors and the documentation (README reference and config.schema.json).
+ *
+ * Does: describe every key with its unit in its name and its default.
+ * Never: read files or the environment (config/load.ts resolves references first).
+ * Assumes: `${env:..}`, `${file:..}` and `enc:` references are already resolved.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const CRLF = /[\r\n]/;
+
+/** A string that ends up in an SMTP command or a header: no CR or LF, ever. */
+const line = () =>
+  z.string().refine((v) => !CRLF.test(v), { message: 'must not contain CR or LF (it would end up in an SMTP command or header)' });
+
+const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/;
+const address = () => line().regex(ADDRESS, { message: 'must be a plain email address like user@example.com' });
+/** `user@example.com` or `*@example.com` */
+const addressPattern = () =>
+  line().regex(/^(\*|[^\s@<>]+)@(\*\.)?[^\s@<>]+$/, { message: 'must be an address or a pattern like *@example.com' });
+
+const HEADER_NAME = /^[!-9;-~]+$/; // printable ASCII without ':' (RFC 5322 field name)
+const headerName = () => line().regex(HEADER_NAME, { message: 'must be a header field name (printable ASCII, no colon or space)' });
+
+const cidr = () =>
+  line().refine(
+    (v) => {
+      const [ip, bits, extra] = v.split('/');
+      if (extra !== undefined || ip === undefined) return false;
+      const family = isIP(ip);
+      if (family === 0) return false;
+      if (bits === undefined) return true;
+      const n = Number(bits);
+      return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+    },
+    { message: 'must be an IP address or CIDR range like 127.0.0.0/8 or ::1/128' },
+  );
+
+const port = () => z.number().int().min(1).max(65535);
+
+export const limitsSchema = z
+  .strictObject({
+    maxAttachments: z.number().int().min(0).default(50).describe('Most attachments a message may carry (0: none allowed). Inline images count.'),
+    maxAttachmentsTotalMB: z.number().min(0).default(10).describe('Most decoded attachment bytes per message, in MB (1 MB = 1,048,576 bytes).'),
+    countInlineParts: z.boolean().default(true).describe('Whether inline parts (embedded images) count as attachments, as mailparser reports them.'),
+  })
+  .describe('Attachment limits; a message over them gets 552 5.3.4.');
+
+const listenSchema = z.strictObject({
+  host: line().default('127.0.0.1').describe('Address to listen on. Loopback by default; use 0.0.0.0 only inside a container network.'),
+  port: port().default(25).describe('SMTP port. 25 is what legacy apps expect (needs CAP_NET_BIND_SERVICE or root).'),
+  hostname: line().default('smtp-sidecar').describe('Name in the greeting and in Message-IDs the relay adds.'),
+  allowedClients: z.array(cidr()).default(['127.0.0.0/8', '::1/128']).describe('Client addresses/CIDR ranges allowed to connect; others get 554 5.7.1.'),
+  maxMessageSizeMB: z.number().positive().default(35).describe('Largest message accepted, in MB; advertised as SIZE, larger gets 552 5.3.4.'),
+  maxRecipients: z.number().int().min(1).default(100).describe('Most recipients per message; more get 452 4.5.3.'),
+  maxClients: z.number().int().min(1).default(100).describe('Most simultaneous client connections; more get 421.'),
+  socketTimeoutSeconds: z.number().positive().default(60).describe('Idle client connections are closed after this many seconds.'),
+  shutdownGraceSeconds: z.number().min(0).default(30).describe('On SIGTERM, how long open sessions may finish before they get 421.'),
+  bareLineFeeds: z.enum(['normalize', 'reject']).default('normalize').describe('Bare CR or LF in message data: normalize to CRLF (as Postfix) or reject with 550 5.6.0.'),
+});
+
+const confidentialSchema = z.strictObject({
+  enabled: z.boolean().default(false).describe('Add the confidential marking headers to every message.'),
+  headers: z.record(headerName(), line()).default({ Sensitivity: 'Company-Confidential' }).describe('Headers to set (replacing existing ones of the same name).'),
+});
+
+const messageSchema = z.strictObject({
+  globalFrom: address().optional().describe('The one From address the relay sends as. Unset: senders are kept.'),
+  rewriteFrom: z.enum(['always', 'unless-allowed', 'never']).default('always').describe('When to rewrite From to globalFrom (only when globalFrom is set).'),
+  allowedSenders: z.array(addressPattern()).default([]).describe('Senders kept as they are with rewriteFrom "unless-allowed" (addresses or *@domain).'),
+  keepOriginalFromAs: z
+    .union([z.literal('none'), headerName()])
+    .default('Reply-To')
+    .describe('Header that keeps the original From after a rewrite (only added when the message has none); "none" drops it.'),
+  confidential: confidentialSchema.prefault({}),
+  alwaysCc: z.array(address()).default([]).describe('Added to the Cc header and the envelope of every message.'),
+  alwaysBcc: z.array(address()).default([]).describe('Added to the envelope of every message (never to a header).'),
+});
+
+const retrySchema = z.strictObject({
+  minBackoffSeconds: z.number().positive().default(60).describe('First retry delay; doubles each attempt (with jitter).'),
+  maxBackoffSeconds: z.number().positive().default(3600).describe('Longest retry delay.'),
+  maxLifetimeHours: z.number().positive().default(48).describe('After this long in the queue a message moves to failed/.'),
+});
+
+const deliverySchema = z.strictObject({
+  spoolDir: line().default('./spool').describe('Durable queue directory (tmp/, queue/, failed/).'),
+  outboxDir: line().default('./outbox').describe('Where messages go as .eml files when no upstream is configured.'),
+  waitSeconds: z
+    .number()
+    .min(-1)
+    .default(10)
+    .describe('How long the DATA reply waits for the first delivery attempt; 0 replies right after spooling; -1 never queues (the client gets the final answer or 451 4.4.1).'),
+  fsync: z.boolean().default(true).describe('fsync spool files and directories before replying 250. Turn off only for tests on throwaway disks.'),
+  concurrency: z.number().int().min(1).default(20).describe('Most messages in delivery at once across all upstreams.'),
+  upstreamDownSeconds: z.number().min(0).default(60).describe('How long an upstream that failed is skipped before it is probed again.'),
+  retry: retrySchema.prefault({}),
+});
+
+const tlsSchema = z.strictObject({
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  ca: z.string().optional().describe('PEM file of the CA that signed the upstream certificate (path).'),
+  servername: line().optional().describe('Name expected in the upstream certificate (SNI); defaults to host.'),
+  rejectUnauthorized: z.boolean().default(true).describe('Verify the upstream certificate. false logs a warning at start-up.'),
+  cert: z.string().optional().describe('Client certificate PEM file (path), for upstreams that authenticate clients.'),
+  key: z.string().optional().describe('Client private key PEM file (path).'),
+});
+
+const timeoutsSchema = z.strictObject({
+  connectSeconds: z.number().positive().default(10),
+  greetingSeconds: z.number().positive().default(10),
+  socketSeconds: z.number().positive().default(60),
+});
+
+const authNone = z.strictObject({ type: z.literal('none') });
+const authBasic = z.strictObject({
+  type: z.enum(['login', 'plain']),
+  user: line().min(1),
+  pass: z.string().min(1).describe('Secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...'),
+});
+const clientCertificateSchema = z.strictObject({
+  thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: 'must be the certificate SHA-256 thumbprint as 64 hex digits' }),
+  privateKey: z.string().min(1).describe('PEM private key text (secret: use ${file:/path} or enc:...)'),
+  x5c: z.string().optional().describe('PEM certificate chain, sent as x5c (subject name/issuer auth); also used to warn before expiry.'),
+});
+const authOauth2 = z
+  .strictObject({
+    type: z.literal('oauth2'),
+    user: address().describe('The mailbox that sends.'),
+    tenantId: line().min(1),
+    clientId: line().min(1),
+    clientSecret: z.string().min(1).optional(),
+    clientCertificate: clientCertificateSchema.optional(),
+    authority: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com'),
+    scope: line().default('https://outlook.office365.com/.default'),
+    refreshBeforeExpirySeconds: z.number().min(0).default(600).describe('Fetch a new token this long before the current one expires.'),
+    tokenCa: z.string().optional().describe('PEM file (path) of a CA for the token endpoint, e.g. behind TLS inspection.'),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.clientSecret === undefined) === (v.clientCertificate === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of clientSecret or clientCertificate', path: ['clientSecret'] });
+    }
+  });
+
+export const upstreamSchema = z.strictObject({
+  name: line().regex(/^[A-Za-z0-9._-]+$/, { message: 'must be letters, digits, dot, dash or underscore' }),
+  host: line().min(1),
+  port: port().default(587),
+  hostname: line().optional().describe('EHLO name (FQDN) sent to this upstream; defaults to listen.hostname.'),
+  security: z.enum(['none', 'starttls', 'starttls-required', 'tls']).default('starttls-required'),
+  tls: tlsSchema.prefault({}),
+  timeouts: timeoutsSchema.prefault({}),
+  auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }),
+  from: address().optional().describe('Sender this upstream requires; overrides globalFrom for messages sent through it.'),
+  proxy: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// proxy URL' }).optional().describe('HTTP CONNECT proxy for SMTP and token requests.'),
+  limits: limitsSchema.partial().optional().describe('Per-upstream attachment limits; a message over them skips this upstream.'),
+  maxMessagesPerMinute: z.number().int().min(1).optional().describe('Rate cap (Exchange Online: 30 per mailbox). Messages over it wait in the spool.'),
+  maxConnections: z.number().int().min(1).default(3).describe('Pooled connections (Exchange Online: 3 per mailbox).'),
+});
+
+const routeSchema = z.strictObject({
+  recipients: z.array(addressPattern()).min(1),
+  upstreams: z.array(line()).min(1),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  trace: z.enum(['off', 'summary', 'detail']).default('summary').describe('off | summary (one delivery line per recipient) | detail (adds the upstream SMTP transcript, AUTH masked).'),
+  subjects: z.boolean().default(false).describe('Log message subjects (off for privacy).'),
+});
+
+const httpSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: line().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8025),
+});
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    listen: listenSchema.prefault({}),
+    message: messageSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    delivery: deliverySchema.prefault({}),
+    upstreams: z.array(upstreamSchema).default([]),
+    routes: z.array(routeSchema).default([]),
+    log: logSchema.prefault({}),
+    http: httpSchema.prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    cfg.upstreams.forEach((u, i) => {
+      if (names.has(u.name)) ctx.addIssue({ code: 'custom', message: `duplicate upstream name "${u.name}"`, path: ['upstreams', i, 'name'] });
+      names.add(u.name);
+      if (u.auth.type === 'oauth2' && u.security === 'none') {
+        ctx.addIssue({ code: 'custom', message: 'oauth2 needs TLS: use security "starttls-required" or "tls"', path: ['upstreams', i, 'security'] });
+      }
+    });
+    cfg.routes.forEach((r, i) =>
+      r.upstreams.forEach((n, j) => {
+        if (!names.has(n)) ctx.addIssue({ code: 'custom', message: `unknown upstream "${n}"`, path: ['routes', i, 'upstreams', j] });
+      }),
+    );
+    if (cfg.delivery.retry.minBackoffSeconds > cfg.delivery.retry.maxBackoffSeconds) {
+      ctx.addIssue({ code: 'custom', message: 'must not exceed maxBackoffSeconds', path: ['delivery', 'retry', 'minBackoffSeconds'] });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type Limits = z.infer<typeof limitsSchema>;
+export type MessageConfig = Config['message'];
+export type ListenConfig = Config['listen'];
+export type DeliveryConfig = Config['delivery'];
+export type RouteConfig = Config['routes'][number];
+export type OAuth2Auth = Extract<UpstreamConfig['auth'], { type: 'oauth2' }>;
+
+/** Key paths that hold secrets: never logged, shown as "changed" on reload. */
+export const SECRET_KEYS = ['pass', 'clientSecret', 'privateKey'] as const;

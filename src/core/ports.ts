@@ -1,0 +1,77 @@
+/**
+ * The small interfaces that sit between stages and I/O. Conductors depend on these,
+ * app.ts supplies the real implementations, tests supply their own.
+ */
+import type { Logger } from 'pino';
+import type { BodySource, Envelope, SpoolEntry, SpoolMeta } from './types.js';
+
+export type { Logger };
+
+/** What went wrong with a message for good; written next to it in failed/. */
+export interface FailureReason {
+  readonly reason: string;
+  readonly recipients: readonly { readonly address: string; readonly response: string }[];
+  readonly failedAt: string;
+}
+
+export interface RecoveryReport {
+  readonly removedTmp: number;
+  readonly quarantined: readonly string[];
+  readonly entries: readonly SpoolEntry[];
+}
+
+/** The durable boundary between the receive half and the delivery half. */
+export interface Spool {
+  readonly dir: string;
+  /** Start-up: delete never-acknowledged files in tmp/, move unreadable entries aside, list the queue. */
+  recover(): Promise<RecoveryReport>;
+  newQid(): string;
+  /** Where the receive half may spill a large body while it is still arriving. */
+  spillPath(qid: string): string;
+  /** Writes header + body + meta durably (fsync, rename, dir fsync). Throws RelayError E_SPOOL_WRITE. */
+  store(input: { readonly header: Buffer; readonly body: BodySource; readonly meta: SpoolMeta }): Promise<SpoolEntry>;
+  list(): Promise<SpoolEntry[]>;
+  read(qid: string): Promise<SpoolEntry | undefined>;
+  /** Atomically replaces the entry's metadata. */
+  update(meta: SpoolMeta): Promise<void>;
+  /** Delivered (or handed back to the client): remove the entry. */
+  remove(qid: string): Promise<void>;
+  /** Undeliverable: move to failed/ with the reason beside it. */
+  fail(qid: string, reason: FailureReason): Promise<void>;
+  /** Whether a small file can be written and fsynced right now (readiness). */
+  probeWritable(): Promise<boolean>;
+}
+
+/** The final bytes of a message as handed to an upstream. */
+export type RawSource = Buffer | { readonly path: string };
+
+export interface OutgoingMessage {
+  readonly qid: string;
+  readonly envelope: Envelope;
+  readonly raw: RawSource;
+  readonly sizeBytes: number;
+}
+
+export interface RecipientRejection {
+  readonly address: string;
+  readonly responseCode: number | undefined;
+  readonly response: string;
+}
+
+export interface SendReport {
+  readonly accepted: readonly string[];
+  readonly rejected: readonly RecipientRejection[];
+  /** the upstream's final answer, e.g. "250 2.0.0 OK <id>" */
+  readonly response: string;
+}
+
+/**
+ * The delivery port: one per upstream. `send` resolves with the per-recipient outcome
+ * or throws an error shaped like nodemailer's ({code, responseCode, command, response}),
+ * which delivery/classify.ts turns into a decision.
+ */
+export interface UpstreamTransport {
+  readonly name: string;
+  send(message: OutgoingMessage): Promise<SendReport>;
+  close(): Promise<void>;
+}
