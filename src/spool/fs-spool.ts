@@ -1,0 +1,391 @@
+/**
+ * The durable spool on a local file system.
+ *
+ * Does: store a message as `queue/<qid>.eml` (final bytes) + `queue/<qid>.json`
+ * (SpoolMeta) by writing both in `tmp/`, fsyncing them, renaming the .eml then the
+ * .json into `queue/` and fsyncing `queue/` (one shared fsync for concurrent stores:
+ * group commit) before resolving. An entry exists only when its .json exists. Moves
+ * undeliverable entries to `failed/` with a reason, and unreadable ones to
+ * `quarantine/` at start-up.
+ * Never: resolve `store()` before the bytes and the names are durable (when `fsync`
+ * is on); delete a queued file it cannot read (it is quarantined); make a synchronous
+ * fs call; accept a qid that is not [A-Za-z0-9]+ (no path traversal).
+ * Assumes: one relay process owns `dir`; `recover()` runs before the first `store()`
+ * (it creates the directories); operations on the same qid are not run concurrently
+ * by callers (different qids are independent).
+ */
+import { join, resolve } from 'node:path';
+import type { Clock } from '../core/clock.js';
+import { RelayError } from '../core/errors.js';
+import type { FailureReason, Logger, RecoveryReport, Spool } from '../core/ports.js';
+import type { BodySource, SpoolEntry, SpoolMeta } from '../core/types.js';
+import { GroupCommitter } from './group-commit.js';
+import { checkMeta, compareByReceivedAt } from './meta-check.js';
+import { isValidQid, makeQid } from './qid.js';
+import { createRealSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs.js';
+
+export interface FsSpoolOptions {
+  readonly dir: string;
+  /** fsync files and directories before resolving; off only for tests/benchmarks on throwaway disks */
+  readonly fsync: boolean;
+  readonly clock: Clock;
+  readonly fs?: SpoolFs;
+  readonly log?: Logger;
+  readonly newQid?: () => string;
+}
+
+type SpoolSubdir = 'tmp' | 'queue' | 'failed' | 'quarantine';
+const SUBDIRS: readonly SpoolSubdir[] = ['tmp', 'queue', 'failed', 'quarantine'];
+
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function isNotFound(err: unknown): boolean {
+  return errnoCode(err) === 'ENOENT';
+}
+
+function metaBytes(value: unknown): Buffer {
+  return Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8');
+}
+
+export class FsSpool implements Spool {
+  readonly dir: string;
+  private readonly fsyncEnabled: boolean;
+  private readonly clock: Clock;
+  private readonly fs: SpoolFs;
+  private readonly log: Logger | undefined;
+  private readonly makeNewQid: () => string;
+  /** one committer per directory whose fsync is shared */
+  private readonly dirCommitters = new Map<SpoolSubdir, GroupCommitter>();
+
+  constructor(options: FsSpoolOptions) {
+    this.dir = resolve(options.dir);
+    this.fsyncEnabled = options.fsync;
+    this.clock = options.clock;
+    this.fs = options.fs ?? createRealSpoolFs();
+    this.log = options.log;
+    this.makeNewQid = options.newQid ?? (() => makeQid(this.clock.now()));
+  }
+
+  newQid(): string {
+    return this.makeNewQid();
+  }
+
+  spillPath(qid: string): string {
+    return this.pathOf('tmp', `${checkedQid(qid)}.spill`);
+  }
+
+  async store(input: { readonly header: Buffer; readonly body: BodySource; readonly meta: SpoolMeta }): Promise<SpoolEntry> {
+    const qid = checkedQid(input.meta.qid);
+    const tmpEml = this.pathOf('tmp', `${qid}.eml`);
+    const tmpJson = this.pathOf('tmp', `${qid}.json`);
+    const queueEml = this.pathOf('queue', `${qid}.eml`);
+    const queueJson = this.pathOf('queue', `${qid}.json`);
+    /** files this call created that must go if it fails (in removal order) */
+    let created: string[] = [];
+    try {
+      await this.writeFileDurably(tmpEml, { exclusive: true }, async (file) => {
+        if (input.body.kind === 'memory') {
+          await file.writeAll([input.header, ...input.body.chunks]);
+          return;
+        }
+        await file.writeAll([input.header]);
+        const copiedBytes = await file.appendFileContents(input.body.path);
+        if (copiedBytes !== input.body.length) {
+          this.log?.warn({ qid, copiedBytes, expectedBytes: input.body.length }, 'spool.spill_length_mismatch');
+        }
+      });
+      created = [tmpEml];
+      await this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(input.meta)]));
+      created = [tmpJson, tmpEml];
+      await this.fs.rename(tmpEml, queueEml);
+      created = [tmpJson, queueEml];
+      await this.fs.rename(tmpJson, queueJson);
+      // The .json goes first on cleanup: an entry without .json is not an entry.
+      created = [queueJson, queueEml];
+      await this.syncDir('queue');
+    } catch (err) {
+      await this.removeQuietly(created);
+      this.log?.error({ qid, err }, 'spool.store_failed');
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool store of ${qid} failed: ${describe(err)}` });
+    }
+    if (input.body.kind === 'file') await this.removeQuietly([input.body.path]);
+    return { meta: input.meta, emlPath: queueEml };
+  }
+
+  async list(): Promise<SpoolEntry[]> {
+    const names = await this.fs.readdir(this.pathOf('queue'));
+    const entries: SpoolEntry[] = [];
+    for (const name of names) {
+      const qid = qidOfName(name, '.json');
+      if (qid === undefined) continue;
+      const entry = await this.readEntry(qid, { corrupt: 'skip' });
+      if (entry !== undefined) entries.push(entry);
+    }
+    return entries.sort((a, b) => compareByReceivedAt(a.meta, b.meta));
+  }
+
+  async read(qid: string): Promise<SpoolEntry | undefined> {
+    return this.readEntry(checkedQid(qid), { corrupt: 'throw' });
+  }
+
+  async update(meta: SpoolMeta): Promise<void> {
+    const qid = checkedQid(meta.qid);
+    const queueJson = this.pathOf('queue', `${qid}.json`);
+    const tmpJson = this.pathOf('tmp', `${qid}.${makeQid(this.clock.now())}.meta`);
+    const existing = await this.fs.stat(queueJson).catch((err: unknown) => {
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool update of ${qid}: stat failed: ${describe(err)}` });
+    });
+    if (existing === undefined) {
+      // Writing the .json would create an entry without its .eml.
+      throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool update of ${qid}: no such entry in queue/` });
+    }
+    let created: string[] = [];
+    try {
+      await this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)]));
+      created = [tmpJson];
+      await this.fs.rename(tmpJson, queueJson);
+      created = [];
+      await this.syncDir('queue');
+    } catch (err) {
+      await this.removeQuietly(created);
+      this.log?.error({ qid, err }, 'spool.update_failed');
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool update of ${qid} failed: ${describe(err)}` });
+    }
+  }
+
+  async remove(qid: string): Promise<void> {
+    checkedQid(qid);
+    try {
+      await this.unlinkIfPresent(this.pathOf('queue', `${qid}.json`));
+      await this.unlinkIfPresent(this.pathOf('queue', `${qid}.eml`));
+      await this.syncDir('queue');
+    } catch (err) {
+      this.log?.error({ qid, err }, 'spool.remove_failed');
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool remove of ${qid} failed: ${describe(err)}` });
+    }
+  }
+
+  async fail(qid: string, reason: FailureReason): Promise<void> {
+    checkedQid(qid);
+    try {
+      await this.writeFileDurably(this.pathOf('failed', `${qid}.reason.json`), { exclusive: false }, (file) =>
+        file.writeAll([metaBytes(reason)]),
+      );
+      await this.moveToFailed(`${qid}.eml`);
+      await this.moveToFailed(`${qid}.json`);
+      await Promise.all([this.syncDir('failed'), this.syncDir('queue')]);
+    } catch (err) {
+      this.log?.error({ qid, err }, 'spool.fail_failed');
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool fail of ${qid} failed: ${describe(err)}` });
+    }
+    this.log?.warn({ qid, reason: reason.reason }, 'spool.failed');
+  }
+
+  async probeWritable(): Promise<boolean> {
+    const probePath = this.pathOf('tmp', `probe${makeQid(this.clock.now())}.tmp`);
+    try {
+      await this.writeFileDurably(probePath, { exclusive: true }, (file) => file.writeAll([Buffer.from('probe\n')]));
+    } catch (err) {
+      this.log?.warn({ err }, 'spool.not_writable');
+      return false;
+    }
+    try {
+      await this.fs.unlink(probePath);
+      return true;
+    } catch (err) {
+      this.log?.warn({ err }, 'spool.not_writable');
+      return false;
+    }
+  }
+
+  async recover(): Promise<RecoveryReport> {
+    for (const subdir of SUBDIRS) await this.fs.mkdir(this.pathOf(subdir));
+
+    let removedTmp = 0;
+    for (const name of await this.fs.readdir(this.pathOf('tmp'))) {
+      try {
+        await this.fs.unlink(this.pathOf('tmp', name));
+        removedTmp += 1;
+      } catch (err) {
+        this.log?.warn({ file: name, err }, 'spool.tmp_cleanup_failed');
+      }
+    }
+
+    const queueNames = new Set(await this.fs.readdir(this.pathOf('queue')));
+    const entries: SpoolEntry[] = [];
+    const toQuarantine: { readonly name: string; readonly problem: string }[] = [];
+    for (const name of [...queueNames].sort()) {
+      const jsonQid = qidOfName(name, '.json');
+      const emlQid = qidOfName(name, '.eml');
+      if (emlQid !== undefined) {
+        if (!queueNames.has(`${emlQid}.json`)) toQuarantine.push({ name, problem: '.eml without .json (never acknowledged)' });
+        continue;
+      }
+      if (jsonQid === undefined) {
+        toQuarantine.push({ name, problem: 'not a queue file name' });
+        continue;
+      }
+      const emlName = `${jsonQid}.eml`;
+      const problem = queueNames.has(emlName) ? await this.metaProblem(jsonQid) : '.json without .eml';
+      if (typeof problem === 'string') {
+        toQuarantine.push({ name, problem });
+        if (queueNames.has(emlName)) toQuarantine.push({ name: emlName, problem: `its .json: ${problem}` });
+        continue;
+      }
+      entries.push({ meta: problem, emlPath: this.pathOf('queue', emlName) });
+    }
+
+    const quarantined: string[] = [];
+    for (const { name, problem } of toQuarantine) {
+      const movedAs = await this.moveToQuarantine(name);
+      quarantined.push(name);
+      this.log?.warn({ file: name, movedAs, problem }, 'spool.quarantined');
+    }
+    if (toQuarantine.length > 0) await Promise.all([this.syncDir('quarantine'), this.syncDir('queue')]);
+
+    entries.sort((a, b) => compareByReceivedAt(a.meta, b.meta));
+    this.log?.debug({ removedTmp, quarantined: quarantined.length, queued: entries.length }, 'spool.recover_done');
+    return { removedTmp, quarantined, entries };
+  }
+
+  // ---- internals ----
+
+  private pathOf(subdir: SpoolSubdir, name?: string): string {
+    return name === undefined ? join(this.dir, subdir) : join(this.dir, subdir, name);
+  }
+
+  /**
+   * Opens, fills, fsyncs (when enabled) and closes a file. On failure after the open it
+   * closes and removes the file it created (a failed open created nothing: with
+   * `exclusive`, EEXIST must not remove someone else's file).
+   */
+  private async writeFileDurably(
+    path: string,
+    options: { readonly exclusive: boolean },
+    fill: (file: SpoolFileHandle) => Promise<void>,
+  ): Promise<void> {
+    const file = await this.fs.openForWrite(path, options);
+    try {
+      await fill(file);
+      if (this.fsyncEnabled) await file.sync();
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      await this.removeQuietly([path]);
+      throw err;
+    }
+    try {
+      await file.close();
+    } catch (err) {
+      await this.removeQuietly([path]);
+      throw err;
+    }
+  }
+
+  /** fsync of a spool directory, shared by every caller waiting at the same time. */
+  private async syncDir(subdir: SpoolSubdir): Promise<void> {
+    if (!this.fsyncEnabled) return;
+    let committer = this.dirCommitters.get(subdir);
+    if (committer === undefined) {
+      const path = this.pathOf(subdir);
+      committer = new GroupCommitter(() => this.fs.syncDir(path));
+      this.dirCommitters.set(subdir, committer);
+    }
+    await committer.commit();
+  }
+
+  private async readEntry(qid: string, options: { readonly corrupt: 'skip' | 'throw' }): Promise<SpoolEntry | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.fs.readFile(this.pathOf('queue', `${qid}.json`));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      if (options.corrupt === 'skip') {
+        this.log?.error({ qid, err }, 'spool.meta_unreadable');
+        return undefined;
+      }
+      throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `spool meta of ${qid} unreadable: ${describe(err)}` });
+    }
+    const checked = checkMeta(bytes, qid);
+    if (!checked.ok) {
+      if (options.corrupt === 'skip') {
+        this.log?.error({ qid, problem: checked.problem }, 'spool.meta_invalid');
+        return undefined;
+      }
+      throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool meta of ${qid} invalid: ${checked.problem}` });
+    }
+    return { meta: checked.meta, emlPath: this.pathOf('queue', `${qid}.eml`) };
+  }
+
+  /** The meta when it is sound, else the problem. */
+  private async metaProblem(qid: string): Promise<SpoolMeta | string> {
+    try {
+      const checked = checkMeta(await this.fs.readFile(this.pathOf('queue', `${qid}.json`)), qid);
+      return checked.ok ? checked.meta : checked.problem;
+    } catch (err) {
+      return `unreadable: ${describe(err)}`;
+    }
+  }
+
+  /** Moves queue/<name> into quarantine/ without overwriting anything already there. */
+  private async moveToQuarantine(name: string): Promise<string> {
+    let target = name;
+    // Bounded: at most a few attempts; a collision needs an existing file of that exact name.
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      if ((await this.fs.stat(this.pathOf('quarantine', target))) === undefined) break;
+      target = `${name}.${this.clock.now()}-${attempt}`;
+    }
+    await this.fs.rename(this.pathOf('queue', name), this.pathOf('quarantine', target));
+    return target;
+  }
+
+  /** Renames queue/<name> to failed/<name>; tolerates a previous partial fail() that already moved it. */
+  private async moveToFailed(name: string): Promise<void> {
+    try {
+      await this.fs.rename(this.pathOf('queue', name), this.pathOf('failed', name));
+    } catch (err) {
+      if (isNotFound(err) && (await this.fs.stat(this.pathOf('failed', name))) !== undefined) return;
+      throw err;
+    }
+  }
+
+  private async unlinkIfPresent(path: string): Promise<void> {
+    try {
+      await this.fs.unlink(path);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** Best effort, in order; errors are logged, never thrown. */
+  private async removeQuietly(paths: readonly string[]): Promise<void> {
+    for (const path of paths) {
+      try {
+        await this.fs.unlink(path);
+      } catch (err) {
+        if (!isNotFound(err)) this.log?.warn({ file: path, err }, 'spool.cleanup_failed');
+      }
+    }
+  }
+}
+
+function checkedQid(qid: string): string {
+  if (!isValidQid(qid)) {
+    throw new RelayError('E_INTERNAL', { logMessage: `invalid spool qid ${JSON.stringify(String(qid).slice(0, 80))}` });
+  }
+  return qid;
+}
+
+/** `<qid><suffix>` → qid, or undefined when the name is not of that shape. */
+function qidOfName(name: string, suffix: '.eml' | '.json'): string | undefined {
+  if (!name.endsWith(suffix)) return undefined;
+  const qid = name.slice(0, -suffix.length);
+  return isValidQid(qid) ? qid : undefined;
+}
+
+function describe(err: unknown): string {
+  const code = errnoCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return code === undefined ? message : `${code}: ${message}`;
+}

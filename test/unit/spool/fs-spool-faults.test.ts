@@ -1,0 +1,179 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
+import { RelayError } from '../../../src/core/errors.js';
+import { FsSpool } from '../../../src/spool/fs-spool.js';
+import { createRealSpoolFs } from '../../../src/spool/spool-fs.js';
+import { FaultFs } from './fault-fs.js';
+import { HEADER, memoryBody, sampleMeta } from './spool-fixtures.js';
+
+async function expectSpoolWriteError(promise: Promise<unknown>, errno: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(error).toBeInstanceOf(RelayError);
+  expect((error as RelayError).code).toBe('E_SPOOL_WRITE');
+  expect((error as RelayError).smtpReply.code).toBe(452);
+  expect(((error as RelayError).cause as NodeJS.ErrnoException).code).toBe(errno);
+}
+
+describe(`${FsSpool.name} under injected faults`, () => {
+  let dir = '';
+  let fs: FaultFs;
+  let spool: FsSpool;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'spool-fault-'));
+    fs = new FaultFs(createRealSpoolFs());
+    spool = new FsSpool({ dir, fsync: true, clock: new ManualClock(), fs });
+    await spool.recover();
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const listing = async (subdir: string) => (await readdir(join(dir, subdir))).sort();
+  const store = (qid: string) => spool.store({ header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta(qid) });
+
+  it('ENOSPC while writing the .eml → E_SPOOL_WRITE, tmp/ cleaned, nothing in queue/', async () => {
+    fs.failOn('write', '.eml', 'ENOSPC');
+    await expectSpoolWriteError(store('q1'), 'ENOSPC');
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('ENOSPC while writing the .json → the .eml written before it is removed too', async () => {
+    fs.failOn('write', '.json', 'ENOSPC');
+    await expectSpoolWriteError(store('q1'), 'ENOSPC');
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('a failing file fsync is not success', async () => {
+    fs.failOn('sync', '.eml', 'EIO');
+    await expectSpoolWriteError(store('q1'), 'EIO');
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('EROFS on the .eml rename → nothing in queue/, tmp/ cleaned', async () => {
+    fs.failOn('rename', 'q1.eml', 'EROFS');
+    await expectSpoolWriteError(store('q1'), 'EROFS');
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('EROFS on the .json rename → the already renamed .eml leaves queue/ again', async () => {
+    fs.failOn('rename', 'q1.json', 'EROFS');
+    await expectSpoolWriteError(store('q1'), 'EROFS');
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('a failing queue/ fsync is not resolved as success, and the entry is withdrawn (.json first)', async () => {
+    fs.failOn('syncDir', join(dir, 'queue'), 'EIO');
+    await expectSpoolWriteError(store('q1'), 'EIO');
+    expect(await listing('queue')).toEqual([]);
+    const unlinks = fs.events.filter((event) => event.op === 'unlink' && event.phase === 'end').map((event) => event.path);
+    expect(unlinks).toEqual([join(dir, 'queue', 'q1.json'), join(dir, 'queue', 'q1.eml')]);
+  });
+
+  it('EACCES copying a spill file → E_SPOOL_WRITE, the spill file is left for the caller', async () => {
+    const spill = spool.spillPath('q1');
+    await writeFile(spill, 'spilled body\r\n');
+    fs.failOn('append', '.eml', 'EACCES');
+    await expectSpoolWriteError(spool.store({ header: HEADER, body: { kind: 'file', path: spill, length: 14 }, meta: sampleMeta('q1') }), 'EACCES');
+    expect(await listing('tmp')).toEqual(['q1.spill']);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('a qid already being written (EEXIST on open) does not remove the other writer\'s file', async () => {
+    await writeFile(join(dir, 'tmp', 'q1.eml'), 'in progress');
+    const error = await store('q1').catch((err: unknown) => err);
+    expect((error as RelayError).code).toBe('E_SPOOL_WRITE');
+    expect(await listing('tmp')).toEqual(['q1.eml']);
+  });
+
+  it('a failing store leaves other concurrent stores unaffected', async () => {
+    fs.failOn('write', 'bad.eml', 'ENOSPC');
+    const results = await Promise.allSettled([store('good1'), store('bad'), store('good2')]);
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await listing('queue')).toEqual(['good1.eml', 'good1.json', 'good2.eml', 'good2.json']);
+  });
+
+  it('update: EROFS on rename → E_SPOOL_WRITE, the old meta stays, no tmp leftovers', async () => {
+    await store('q1');
+    fs.failOn('rename', 'q1.json', 'EROFS');
+    await expectSpoolWriteError(spool.update(sampleMeta('q1', { attempts: 3 })), 'EROFS');
+    expect((await spool.read('q1'))?.meta.attempts).toBe(0);
+    expect(await listing('tmp')).toEqual([]);
+  });
+
+  it('update of a qid not in the queue is refused (it would create a .json without .eml)', async () => {
+    const error = await spool.update(sampleMeta('nothere')).catch((err: unknown) => err);
+    expect((error as RelayError).code).toBe('E_SPOOL_CORRUPT');
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('fail: a failing failed/ fsync rejects', async () => {
+    await store('q1');
+    fs.failOn('syncDir', join(dir, 'failed'), 'EIO');
+    await expectSpoolWriteError(spool.fail('q1', { reason: 'x', recipients: [], failedAt: '2026-01-01T00:00:00.000Z' }), 'EIO');
+  });
+
+  it('remove: EROFS → E_SPOOL_WRITE', async () => {
+    await store('q1');
+    fs.failOn('unlink', 'q1.json', 'EROFS');
+    await expectSpoolWriteError(spool.remove('q1'), 'EROFS');
+    expect(await listing('queue')).toEqual(['q1.eml', 'q1.json']);
+  });
+
+  it('probeWritable is false (never throws) on EACCES, ENOSPC or a failing fsync, true otherwise', async () => {
+    expect(await spool.probeWritable()).toBe(true);
+    fs.failOn('open', 'probe', 'EACCES', 1);
+    expect(await spool.probeWritable()).toBe(false);
+    fs.failOn('write', 'probe', 'ENOSPC', 1);
+    expect(await spool.probeWritable()).toBe(false);
+    fs.failOn('sync', 'probe', 'EIO', 1);
+    expect(await spool.probeWritable()).toBe(false);
+    expect(await listing('tmp')).toEqual([]);
+    expect(await spool.probeWritable()).toBe(true);
+  });
+
+  it('rejects a qid that is not [A-Za-z0-9]+ before touching the disk', async () => {
+    const before = fs.events.length;
+    for (const qid of ['../etc/passwd', 'a/b', '', 'a.b', 'q 1']) {
+      expect(() => spool.spillPath(qid)).toThrow(RelayError);
+      await expect(store(qid)).rejects.toThrow(RelayError);
+      await expect(spool.read(qid)).rejects.toThrow(RelayError);
+      await expect(spool.remove(qid)).rejects.toThrow(RelayError);
+      await expect(spool.update(sampleMeta(qid))).rejects.toThrow(RelayError);
+      await expect(spool.fail(qid, { reason: 'x', recipients: [], failedAt: '' })).rejects.toThrow(RelayError);
+    }
+    expect(fs.events.length).toBe(before);
+  });
+
+  it('with fsync off, neither files nor directories are fsynced', async () => {
+    const unsynced = new FsSpool({ dir, fsync: false, clock: new ManualClock(), fs });
+    const before = fs.events.length;
+    await unsynced.store({ header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta('q9') });
+    const ops = fs.events.slice(before).map((event) => event.op);
+    expect(ops).not.toContain('sync');
+    expect(ops).not.toContain('syncDir');
+    expect(ops).toContain('rename');
+  });
+
+  it('with fsync on, store fsyncs both files before renaming them and queue/ after', async () => {
+    const before = fs.events.length;
+    await store('q1');
+    const sequence = fs.events
+      .slice(before)
+      .filter((event) => event.phase === 'end' && ['sync', 'rename', 'syncDir'].includes(event.op))
+      .map((event) => `${event.op} ${event.path.slice(dir.length + 1)}`);
+    expect(sequence).toEqual(['sync tmp/q1.eml', 'sync tmp/q1.json', 'rename queue/q1.eml', 'rename queue/q1.json', 'syncDir queue']);
+  });
+});
