@@ -1,0 +1,85 @@
+/**
+ * The embedded default upstream: writes each message as `<dir>/<qid>.eml`.
+ *
+ * Does: write the final bytes durably (tmp file `.<qid>.eml.tmp` in the same directory,
+ *   fsync, rename, fsync the directory) and report every recipient accepted.
+ * Never: leave a partial `.eml` under its final name; use synchronous fs.
+ * Assumes: `dir` exists or can be created; qids are file-name safe (the spool makes them).
+ */
+import * as fsPromises from 'node:fs/promises';
+import { join } from 'node:path';
+import type { OutgoingMessage, SendReport, UpstreamTransport } from '../core/ports.js';
+
+/** The async fs calls the outbox uses (tests may pass a failing one). */
+export interface OutboxFs {
+  mkdir: typeof fsPromises.mkdir;
+  open: typeof fsPromises.open;
+  rename: typeof fsPromises.rename;
+  rm: typeof fsPromises.rm;
+  copyFile: typeof fsPromises.copyFile;
+}
+
+export interface OutboxOptions {
+  readonly dir: string;
+  readonly fsync: boolean;
+  readonly fs?: OutboxFs;
+}
+
+const SAFE_QID = /^[A-Za-z0-9._-]+$/;
+
+export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
+  const fs: OutboxFs = opts.fs ?? fsPromises;
+
+  async function fsyncDir(): Promise<void> {
+    if (!opts.fsync) return;
+    const handle = await fs.open(opts.dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async function writeTmp(tmpPath: string, message: OutgoingMessage): Promise<void> {
+    if (!Buffer.isBuffer(message.raw)) {
+      await fs.copyFile(message.raw.path, tmpPath);
+      if (!opts.fsync) return;
+      const copied = await fs.open(tmpPath, 'r+');
+      try {
+        await copied.sync();
+      } finally {
+        await copied.close();
+      }
+      return;
+    }
+    const handle = await fs.open(tmpPath, 'w', 0o640);
+    try {
+      await handle.writeFile(message.raw);
+      if (opts.fsync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  return {
+    name: 'outbox',
+    async send(message: OutgoingMessage): Promise<SendReport> {
+      if (!SAFE_QID.test(message.qid) || message.qid.startsWith('.')) throw new Error(`outbox: unsafe qid ${JSON.stringify(message.qid)}`);
+      await fs.mkdir(opts.dir, { recursive: true });
+      const fileName = `${message.qid}.eml`;
+      const tmpPath = join(opts.dir, `.${fileName}.tmp`);
+      try {
+        await writeTmp(tmpPath, message);
+        await fs.rename(tmpPath, join(opts.dir, fileName));
+      } catch (err) {
+        await fs.rm(tmpPath, { force: true }).catch(() => undefined);
+        throw err;
+      }
+      await fsyncDir();
+      return { accepted: [...message.envelope.rcptTo], rejected: [], response: `250 2.0.0 written to outbox/${fileName}` };
+    },
+    async close() {
+      // nothing held open between sends
+    },
+  };
+}

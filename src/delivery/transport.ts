@@ -1,0 +1,288 @@
+/**
+ * The nodemailer adapter: one pooled SMTP transport per upstream.
+ *
+ * Does: send a spooled message's final bytes unchanged (`raw` pass-through, explicit
+ *   envelope with SIZE and BODY=8BITMIME), map nodemailer's result to a SendReport
+ *   (partial RCPT rejections included), and rethrow nodemailer's errors (code, responseCode,
+ *   command, response) for delivery/classify.ts. With OAuth2, an EAUTH triggers one token
+ *   refresh and one resend on the same upstream.
+ * Never: send unauthenticated when auth is configured (forceAuth); put a password or token
+ *   into an error message, a log line or the transcript; log message content; hand nodemailer
+ *   a stream (the pool re-sends a message whose connection dropped, a stream cannot be re-read).
+ * Assumes: the upstream config is validated; `raw` paths are our own spool files; addresses
+ *   in the envelope were already parsed by smtp-server.
+ *
+ * Verified in nodemailer 10.6.0 source (node_modules/nodemailer/dist/esm):
+ * - `disableFileAccess` also blocks `raw: {path}` (mime-node/index.js `_getStream`, EFILEACCESS),
+ *   so file access stays on. That is safe here: `raw` is the only content key we pass, it is
+ *   built by this module from the spool's own path, and message content is never interpreted
+ *   as a file reference (with `raw`, MailComposer does not parse the message). URL access
+ *   is switched off.
+ * - TCP_NODELAY: nodemailer sets it itself on every connection, plain, TLS or proxied
+ *   (smtp-connection/index.js:797-802, `_onConnect`: "Nagle would only hold a write back ...
+ *   40ms on every message"), so nothing is needed here (LIBRARIES.md §9). The integration test
+ *   "sets TCP_NODELAY on the upstream socket" guards it against a nodemailer upgrade.
+ * - Each pooled connection builds its own XOAuth2 (smtp-pool/pool-resource.js), which asks the
+ *   provisionCallback for a token; a failed login closes that connection. So the resend after
+ *   an EAUTH runs on a new connection whose XOAuth2 asks again, and gets the refreshed token
+ *   (tested in test/integration/delivery/transport-oauth2.test.ts).
+ */
+import nodemailer from 'nodemailer';
+import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
+import type { UpstreamConfig } from '../config/schema.js';
+import type { Logger, OutgoingMessage, RecipientRejection, SendReport, UpstreamTransport } from '../core/ports.js';
+import type { TokenSource } from './credentials/token-source.js';
+import { readTlsMaterial } from './tls-files.js';
+
+export interface SmtpTransportDeps {
+  readonly logger: Logger;
+  /** EHLO name when the upstream sets no `hostname` (listen.hostname) */
+  readonly defaultHostname: string;
+  /** required when upstream.auth.type is oauth2 */
+  readonly credentials?: TokenSource;
+  /** 'detail' adds the SMTP transcript (commands and replies, AUTH masked, never the message) at debug level */
+  readonly trace?: 'off' | 'summary' | 'detail';
+}
+
+/** Messages per pooled connection before it is recycled (nodemailer's default, kept explicit). */
+const MAX_MESSAGES_PER_CONNECTION = 100;
+
+type NodemailerLogger = NonNullable<SMTPPoolOptions['logger']>;
+
+/**
+ * A bunyan-style logger for nodemailer's transcript that drops message content
+ * (`tnx: 'message'` at debug level; nodemailer only emits those with `debug: true`, which we
+ * never set, so this is a second line of defence).
+ */
+function transcriptLogger(logger: Logger): NodemailerLogger {
+  const forward =
+    (level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal') =>
+    (...args: unknown[]): void => {
+      const first = args[0];
+      const entry = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : undefined;
+      if (entry !== undefined && entry['tnx'] === 'message' && (level === 'debug' || level === 'trace')) return;
+      const rest = entry === undefined ? args : args.slice(1);
+      const [format, ...values] = rest;
+      const bindings = { ...(entry ?? {}), event: 'smtp.transcript' };
+      logger[level === 'info' || level === 'trace' ? 'debug' : level](bindings, typeof format === 'string' ? format : '', ...values);
+    };
+  return {
+    trace: forward('trace'),
+    debug: forward('debug'),
+    info: forward('info'),
+    warn: forward('warn'),
+    error: forward('error'),
+    fatal: forward('fatal'),
+  } as NodemailerLogger;
+}
+
+function base64(value: string): string {
+  return Buffer.from(value, 'utf8').toString('base64');
+}
+
+/** Forms in which a secret could show up in a reply or message text. */
+function secretForms(user: string, secret: string): string[] {
+  return [secret, base64(secret), base64(`\u0000${user}\u0000${secret}`), base64(`user=${user}\u0001auth=Bearer ${secret}\u0001\u0001`)];
+}
+
+/** Replaces every known secret form in `message` and `response` with [REDACTED] (in place). */
+function scrubSecrets(err: unknown, secrets: readonly string[]): void {
+  if (typeof err !== 'object' || err === null) return;
+  const target = err as { message?: unknown; response?: unknown };
+  for (const key of ['message', 'response'] as const) {
+    const original = target[key];
+    if (typeof original !== 'string') continue;
+    let value: string = original;
+    for (const secret of secrets) {
+      if (secret.length >= 4 && value.includes(secret)) value = value.split(secret).join('[REDACTED]');
+    }
+    try {
+      target[key] = value;
+    } catch {
+      // a frozen error keeps its text; nodemailer's errors are plain Errors
+    }
+  }
+}
+
+function toAddress(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null && typeof (value as { address?: unknown }).address === 'string') {
+    return (value as { address: string }).address;
+  }
+  return String(value);
+}
+
+interface RejectedError {
+  readonly recipient?: unknown;
+  readonly responseCode?: unknown;
+  readonly response?: unknown;
+  readonly message?: unknown;
+}
+
+function toReport(info: { accepted?: unknown[]; rejected?: unknown[]; rejectedErrors?: unknown[]; response?: unknown }): SendReport {
+  const errors = (info.rejectedErrors ?? []) as RejectedError[];
+  const rejected: RecipientRejection[] = (info.rejected ?? []).map((entry) => {
+    const address = toAddress(entry);
+    const error = errors.find((e) => toAddress(e.recipient) === address);
+    return {
+      address,
+      responseCode: typeof error?.responseCode === 'number' ? error.responseCode : undefined,
+      response: typeof error?.response === 'string' ? error.response : typeof error?.message === 'string' ? error.message : '',
+    };
+  });
+  return {
+    accepted: (info.accepted ?? []).map(toAddress),
+    rejected,
+    response: typeof info.response === 'string' ? info.response : '',
+  };
+}
+
+function errorCode(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+}
+
+function securityOptions(security: UpstreamConfig['security']): Partial<SMTPPoolOptions> {
+  switch (security) {
+    case 'none':
+      return { secure: false, ignoreTLS: true };
+    case 'starttls':
+      return { secure: false }; // opportunistic: STARTTLS when the server offers it
+    case 'starttls-required':
+      return { secure: false, requireTLS: true };
+    case 'tls':
+      return { secure: true };
+  }
+}
+
+export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTransportDeps): UpstreamTransport {
+  const log = deps.logger.child({ upstream: upstream.name });
+  const tlsFiles = readTlsMaterial(upstream);
+  if (upstream.tls.rejectUnauthorized === false) {
+    log.warn({ upstream: upstream.name }, 'upstream.tls.insecure: certificate verification is OFF for this upstream (tls.rejectUnauthorized false)');
+  }
+
+  /** secrets to scrub from error texts: the basic password, and the OAuth2 tokens handed out */
+  const secrets: string[] = [];
+  const rememberSecret = (user: string, secret: string): void => {
+    secrets.push(...secretForms(user, secret));
+    // keep the list bounded: the forms of the last few tokens are enough
+    if (secrets.length > 4 * 4) secrets.splice(0, secrets.length - 4 * 4);
+  };
+
+  const auth = upstream.auth;
+  let authOptions: Partial<SMTPPoolOptions> = {};
+  if (auth.type === 'login' || auth.type === 'plain') {
+    rememberSecret(auth.user, auth.pass);
+    authOptions = {
+      auth: { user: auth.user, pass: auth.pass },
+      authMethod: auth.type === 'login' ? 'LOGIN' : 'PLAIN',
+      // nodemailer skips AUTH silently when the server does not advertise it (LIBRARIES §2)
+      forceAuth: true,
+    };
+  } else if (auth.type === 'oauth2') {
+    const credentials = deps.credentials;
+    if (credentials === undefined) throw new Error(`upstream "${upstream.name}": oauth2 needs a TokenSource (deps.credentials)`);
+    authOptions = {
+      auth: {
+        type: 'OAuth2',
+        user: auth.user,
+        // nodemailer asks once per pooled connection (each connection has its own XOAuth2)
+        provisionCallback: (_user: string, renew: boolean, callback: (err: Error | null, token?: string, expiresMs?: number) => void) => {
+          credentials.getToken(renew ? { forceRefresh: true } : undefined).then(
+            (token) => {
+              rememberSecret(auth.user, token.accessToken);
+              callback(null, token.accessToken, token.expiresOnMs);
+            },
+            // nodemailer rewrites the code of the error it gets to EAUTH: wrap ours so send() can unwrap it
+            (err: unknown) => callback(new Error('OAuth2 access token unavailable', { cause: err })),
+          );
+        },
+      } as SMTPPoolOptions['auth'],
+      requireTLS: upstream.security !== 'tls',
+      forceAuth: true,
+    };
+  }
+
+  const detail = deps.trace === 'detail';
+  const options: SMTPPoolOptions = {
+    pool: true,
+    // Exchange Online allows 3 concurrent connections per mailbox (more get 432 4.3.2):
+    // the config default for maxConnections is 3.
+    maxConnections: upstream.maxConnections,
+    maxMessages: MAX_MESSAGES_PER_CONNECTION,
+    host: upstream.host,
+    port: upstream.port,
+    name: upstream.hostname ?? deps.defaultHostname,
+    connectionTimeout: upstream.timeouts.connectSeconds * 1000,
+    greetingTimeout: upstream.timeouts.greetingSeconds * 1000,
+    socketTimeout: upstream.timeouts.socketSeconds * 1000,
+    ...securityOptions(upstream.security),
+    tls: {
+      minVersion: upstream.tls.minVersion,
+      rejectUnauthorized: upstream.tls.rejectUnauthorized,
+      ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca }),
+      ...(upstream.tls.servername === undefined ? {} : { servername: upstream.tls.servername }),
+      ...(tlsFiles.cert === undefined ? {} : { cert: tlsFiles.cert }),
+      ...(tlsFiles.key === undefined ? {} : { key: tlsFiles.key }),
+    },
+    ...(upstream.proxy === undefined ? {} : { proxy: upstream.proxy }),
+    ...authOptions,
+    disableUrlAccess: true,
+    disableFileAccess: false, // raw {path} needs it (see the header comment)
+    // the transcript (commands and replies, AUTH masked) without the message body: transactionLog
+    // logs client/server lines; debug (which adds the body) stays off
+    debug: false,
+    transactionLog: detail,
+    logger: detail ? transcriptLogger(log) : false,
+  };
+
+  const transporter = nodemailer.createTransport(options);
+
+  const sendOnce = async (message: OutgoingMessage): Promise<SendReport> => {
+    const info = await transporter.sendMail({
+      envelope: {
+        // '' is the null sender <> (nodemailer sends MAIL FROM:<> for a falsy from)
+        from: message.envelope.mailFrom === '' ? '' : message.envelope.mailFrom,
+        to: [...message.envelope.rcptTo],
+        size: message.sizeBytes,
+        use8BitMime: message.envelope.bodyType === '8bitmime',
+      } as never,
+      // a Buffer or {path}: never a stream, the pool may re-send after a dropped connection
+      raw: Buffer.isBuffer(message.raw) ? message.raw : { path: message.raw.path },
+    });
+    return toReport(info as unknown as Parameters<typeof toReport>[0]);
+  };
+
+  const send = async (message: OutgoingMessage): Promise<SendReport> => {
+    try {
+      return await sendOnce(message);
+    } catch (err) {
+      const tokenFailure = (err as { cause?: unknown }).cause;
+      if (auth.type === 'oauth2' && errorCode(err) === 'EAUTH' && tokenFailure !== undefined) {
+        throw tokenFailure; // the TokenSource failed (its RelayError), not the upstream
+      }
+      if (auth.type !== 'oauth2' || errorCode(err) !== 'EAUTH' || deps.credentials === undefined) {
+        scrubSecrets(err, secrets);
+        throw err;
+      }
+      scrubSecrets(err, secrets);
+      log.info({ qid: message.qid, responseCode: (err as { responseCode?: unknown }).responseCode }, 'upstream.auth.refresh: token refused, fetching a new one and resending once');
+      const fresh = await deps.credentials.getToken({ forceRefresh: true });
+      rememberSecret(auth.user, fresh.accessToken);
+      try {
+        return await sendOnce(message);
+      } catch (second) {
+        scrubSecrets(second, secrets);
+        throw second;
+      }
+    }
+  };
+
+  return {
+    name: upstream.name,
+    send,
+    async close() {
+      transporter.close();
+    },
+  };
+}
