@@ -50,7 +50,7 @@ export const limitsSchema = z
 
 const listenSchema = z.strictObject({
   host: line().default('127.0.0.1').describe('Address to listen on. Loopback by default; use 0.0.0.0 only inside a container network.'),
-  port: port().default(25).describe('SMTP port. 25 is what legacy apps expect (needs CAP_NET_BIND_SERVICE or root).'),
+  port: z.number().int().min(0).max(65535).default(25).describe('SMTP port. 25 is what legacy apps expect (needs CAP_NET_BIND_SERVICE or root); 0 picks a free port (tests).'),
   hostname: line().default('smtp-sidecar').describe('Name in the greeting and in Message-IDs the relay adds.'),
   allowedClients: z.array(cidr()).default(['127.0.0.0/8', '::1/128']).describe('Client addresses/CIDR ranges allowed to connect; others get 554 5.7.1.'),
   maxMessageSizeMB: z.number().positive().default(35).describe('Largest message accepted, in MB; advertised as SIZE, larger gets 552 5.3.4.'),

@@ -45,14 +45,22 @@ export class RelayError extends Error {
   readonly code: ErrorCode;
   readonly row: ErrorRow;
   readonly detail: string | undefined;
+  private readonly smtpCodeOverride: number | undefined;
+  private readonly verbatim: string | undefined;
 
-  constructor(code: ErrorCode, options: { detail?: string; cause?: unknown; logMessage?: string } = {}) {
+  /**
+   * `detail` replaces the row's text after the row's enhanced code; `smtpCode` + `verbatim`
+   * pass an upstream's own reply through unchanged (its text already has its enhanced code).
+   */
+  constructor(code: ErrorCode, options: { detail?: string; cause?: unknown; logMessage?: string; smtpCode?: number; verbatim?: string } = {}) {
     const row = ERROR_CODES[code];
-    super(options.logMessage ?? options.detail ?? row.text, options.cause === undefined ? undefined : { cause: options.cause });
+    super(options.logMessage ?? options.verbatim ?? options.detail ?? row.text, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RelayError';
     this.code = code;
     this.row = row;
     this.detail = options.detail;
+    this.smtpCodeOverride = options.smtpCode;
+    this.verbatim = options.verbatim;
   }
 
   get transient(): boolean {
@@ -61,7 +69,8 @@ export class RelayError extends Error {
 
   /** The reply line smtp-server sends: `responseCode` plus the enhanced code in the text. */
   get smtpReply(): { code: number; text: string } {
-    return { code: this.row.smtpCode, text: `${this.row.enhanced} ${this.detail ?? this.row.text}` };
+    const code = this.smtpCodeOverride ?? this.row.smtpCode;
+    return { code, text: this.verbatim ?? `${this.row.enhanced} ${this.detail ?? this.row.text}` };
   }
 }
 

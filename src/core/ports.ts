@@ -75,3 +75,24 @@ export interface UpstreamTransport {
   send(message: OutgoingMessage): Promise<SendReport>;
   close(): Promise<void>;
 }
+
+/** How the first delivery attempt went, as far as the waiting SMTP client is concerned. */
+export type FirstAttemptOutcome =
+  /** every recipient accepted upstream (or by the outbox) */
+  | { readonly kind: 'delivered'; readonly relay: string; readonly response: string }
+  /** every recipient refused for good: the message has left the spool, the client owns it again */
+  | { readonly kind: 'rejected'; readonly smtpCode: number; readonly response: string }
+  /** still in the spool (deferred, partly delivered, or the wait ran out): it will be retried */
+  | { readonly kind: 'queued' }
+  /** waitSeconds -1 and not delivered: removed from the spool, the client must retry */
+  | { readonly kind: 'abandoned'; readonly response: string };
+
+/** What the receive conductor asks of the delivery half after spooling. */
+export interface DeliveryPort {
+  /**
+   * Schedules the entry and, when `waitMs` > 0 (or `neverQueue`), runs its first attempt at once
+   * and reports how it went within the wait. `raw` is the message bytes when the receive half
+   * still holds them (saves re-reading the file).
+   */
+  submit(entry: SpoolEntry, raw: Buffer | undefined, options: { readonly waitMs: number; readonly neverQueue: boolean }): Promise<FirstAttemptOutcome>;
+}

@@ -1,0 +1,198 @@
+/**
+ * The composition root: createApp(config, overrides) builds every part and wires the two
+ * halves together. This is the only place that constructs I/O (listener, spool, transports,
+ * token sources); everything else receives its dependencies as parameters.
+ */
+import { BlockList, isIP } from 'node:net';
+import { resolve } from 'node:path';
+import type { INetworkModule } from '@azure/msal-node';
+import { type Clock, systemClock } from './core/clock.js';
+import type { Logger, Spool, UpstreamTransport } from './core/ports.js';
+import type { Config, UpstreamConfig } from './config/schema.js';
+import { changedKeys } from './config/diff.js';
+import { createOAuth2TokenSource, type OAuth2TokenSource } from './delivery/credentials/oauth2.js';
+import { TokenCache } from './delivery/credentials/token-cache.js';
+import { TokenStatusBoard } from './delivery/credentials/token-status.js';
+import { Dispatcher } from './delivery/dispatch.js';
+import { createOutboxTransport } from './delivery/outbox.js';
+import { createSmtpTransport } from './delivery/transport.js';
+import { createReceiver } from './intake/receive.js';
+import { createSmtpListener, type SmtpListener } from './intake/smtp-listener.js';
+import { createLogger } from './ops/logger.js';
+import { OutcomeRecorder } from './outcome/record.js';
+import { RateLimiter } from './routing/rate-limit.js';
+import { UpstreamHealth } from './routing/upstream-health.js';
+import { nextAttemptDelayMs } from './spool/backoff.js';
+import { FsSpool } from './spool/fs-spool.js';
+
+export const OUTBOX = 'outbox';
+
+/** Keys the running listener or spool cannot change: they take effect at the next start. */
+const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level'];
+const RETIRE_OLD_TRANSPORTS_MS = 120_000;
+
+export interface AppOverrides {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly spool?: Spool;
+  /** msal network client for every oauth2 upstream (tests: a fake token endpoint) */
+  readonly tokenNetworkClient?: INetworkModule;
+  readonly random?: () => number;
+}
+
+export interface App {
+  readonly config: () => Config;
+  readonly logger: Logger;
+  readonly spool: Spool;
+  readonly dispatcher: Dispatcher;
+  readonly health: UpstreamHealth;
+  readonly tokens: TokenStatusBoard;
+  readonly listener: SmtpListener;
+  /** binds the SMTP port, recovers the spool and starts delivering */
+  start(): Promise<{ readonly smtpPort: number }>;
+  /** graceful stop: stop accepting, let DATA transactions finish (bounded), stop delivering */
+  stop(): Promise<void>;
+  /**
+   * Swaps in a validated config for new connections and new delivery attempts; open sessions
+   * keep going. Returns the changed key paths (values never: secrets stay out of logs).
+   */
+  reload(next: Config): string[];
+}
+
+export function buildAllowList(cidrs: readonly string[]): (address: string) => boolean {
+  const list = new BlockList();
+  for (const entry of cidrs) {
+    const [ip, bits] = entry.split('/') as [string, string | undefined];
+    const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(ip, family);
+    else list.addSubnet(ip, Number(bits), family);
+  }
+  return (address) => {
+    const family = isIP(address);
+    if (family === 0) return false;
+    return list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  };
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export function createApp(initial: Config, overrides: AppOverrides = {}): App {
+  let current: Config = initial;
+  const config = () => current;
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? createLogger({ level: initial.log.level });
+  const random = overrides.random ?? Math.random;
+  const spool = overrides.spool ?? new FsSpool({ dir: resolve(initial.delivery.spoolDir), fsync: initial.delivery.fsync, clock, log: logger });
+  const health = new UpstreamHealth(clock, () => config().delivery.upstreamDownSeconds);
+  const rate = new RateLimiter(clock);
+  const tokens = new TokenStatusBoard();
+  const tokenCache = new TokenCache({ clock });
+  const tokenSources: OAuth2TokenSource[] = [];
+
+  const buildTransport = (u: UpstreamConfig, cfg: Config): UpstreamTransport => {
+    let credentials: OAuth2TokenSource | undefined;
+    if (u.auth.type === 'oauth2') {
+      credentials = createOAuth2TokenSource(u.name, u.auth, {
+        cache: tokenCache,
+        clock,
+        logger,
+        status: tokens,
+        ...(u.proxy !== undefined ? { proxy: u.proxy } : {}),
+        ...(overrides.tokenNetworkClient !== undefined ? { networkClient: overrides.tokenNetworkClient } : {}),
+      });
+      tokenSources.push(credentials);
+    }
+    return createSmtpTransport(u, {
+      logger,
+      defaultHostname: cfg.listen.hostname,
+      trace: cfg.log.trace,
+      ...(credentials !== undefined ? { credentials } : {}),
+    });
+  };
+  const transports = new Map<string, UpstreamTransport>();
+  if (initial.upstreams.length === 0) {
+    transports.set(OUTBOX, createOutboxTransport({ dir: resolve(initial.delivery.outboxDir), fsync: initial.delivery.fsync }));
+  } else {
+    for (const u of initial.upstreams) transports.set(u.name, buildTransport(u, initial));
+  }
+  const upstreamOrder = () => [...transports.keys()];
+
+  const recorder = new OutcomeRecorder({
+    spool,
+    clock,
+    logger,
+    health,
+    backoffMs: (attempts) => nextAttemptDelayMs(attempts, config().delivery.retry, random),
+    maxLifetimeHours: () => config().delivery.retry.maxLifetimeHours,
+    trace: () => config().log.trace,
+  });
+  const dispatcher = new Dispatcher({ config, spool, transports: () => transports, upstreamOrder, health, rate, recorder, clock, logger });
+  const receiver = createReceiver({ config, spool, delivery: dispatcher, clock, logger });
+  let allowed = buildAllowList(initial.listen.allowedClients);
+  const listener = createSmtpListener(initial.listen, { isClientAllowed: (a) => allowed(a), onMessage: receiver }, logger);
+
+  return {
+    config,
+    logger,
+    spool,
+    dispatcher,
+    health,
+    tokens,
+    listener,
+    async start() {
+      const cfg = config();
+      if (cfg.upstreams.length === 0) {
+        logger.warn({ outboxDir: resolve(cfg.delivery.outboxDir) }, 'no upstream configured: delivering to the outbox directory as .eml files');
+      } else {
+        logger.info({ upstreams: cfg.upstreams.map((u) => ({ name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
+      }
+      for (const u of cfg.upstreams) {
+        if (!u.tls.rejectUnauthorized) logger.warn({ upstream: u.name }, 'tls.rejectUnauthorized is false: the upstream certificate is NOT verified');
+      }
+      if (!isLoopbackHost(cfg.listen.host) && cfg.listen.allowedClients.every((c) => c.startsWith('127.') || c.startsWith('::1'))) {
+        logger.warn({ host: cfg.listen.host }, 'listening on a non-loopback address while listen.allowedClients only allows loopback: other hosts will be refused (554)');
+      }
+      const recovered = await spool.recover();
+      logger.info({ spoolDir: spool.dir, queued: recovered.entries.length, removedTmp: recovered.removedTmp, quarantined: recovered.quarantined }, 'spool.recovered');
+      const address = await listener.listen();
+      logger.info({ host: cfg.listen.host, port: address.port, hostname: cfg.listen.hostname }, 'listening');
+      dispatcher.start(recovered.entries);
+      return { smtpPort: address.port };
+    },
+    reload(next) {
+      const changed = changedKeys(current, next);
+      const needsRestart = changed.filter((k) => RESTART_KEYS.some((r) => k === r || k.startsWith(`${r}.`) || k.startsWith(`${r}[`)));
+      current = next;
+      allowed = buildAllowList(next.listen.allowedClients);
+      const upstreamChanged = changed.some((k) => k.startsWith('upstreams') || k === 'listen.hostname' || k === 'log.trace');
+      if (upstreamChanged) {
+        const old = [...transports.values()];
+        const oldSources = tokenSources.splice(0);
+        transports.clear();
+        if (next.upstreams.length === 0) {
+          transports.set(OUTBOX, createOutboxTransport({ dir: resolve(next.delivery.outboxDir), fsync: next.delivery.fsync }));
+        } else {
+          for (const u of next.upstreams) transports.set(u.name, buildTransport(u, next));
+        }
+        // sends already running on the old pools may finish; new attempts use the new ones
+        setTimeout(() => {
+          for (const t of old) void t.close().catch(() => undefined);
+          for (const s of oldSources) void s.close().catch(() => undefined);
+        }, RETIRE_OLD_TRANSPORTS_MS).unref();
+      }
+      logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}) }, 'config.changed');
+      return changed;
+    },
+    async stop() {
+      logger.info({ openConnections: listener.openConnections }, 'stopping');
+      await listener.close();
+      await dispatcher.stop();
+      await Promise.allSettled([...transports.values()].map((t) => t.close()));
+      await Promise.allSettled(tokenSources.map((s) => s.close()));
+      logger.info({}, 'stopped');
+      logger.flush?.();
+    },
+  };
+}

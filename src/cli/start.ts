@@ -1,0 +1,62 @@
+/**
+ * `smtp-sidecar start --config FILE`: run the relay until SIGTERM/SIGINT.
+ * Exit codes: 0 after a clean stop, 1 when it cannot start (e.g. cannot listen), 2 for an invalid config.
+ */
+import { createApp } from '../app.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { createLogger } from '../ops/logger.js';
+import { EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const START_HELP = `Usage: smtp-sidecar start [--config FILE] [--pretty]
+
+Runs the relay: listens for SMTP (listen.host:listen.port), spools every accepted message
+durably and delivers it upstream (or to delivery.outboxDir when no upstream is configured).
+SIGTERM/SIGINT stop it cleanly (open DATA transactions may finish, bounded by
+listen.shutdownGraceSeconds).
+
+Options:
+  --config FILE   config file (default: ./config.json)
+  --pretty        human-readable logs (needs the pino-pretty package) instead of JSON lines
+`;
+
+export async function startCommand(options: { config: string; pretty: boolean }, io: CliIo): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(options.config, { env: io.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr(`smtp-sidecar: ${options.config} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+      return EXIT.USAGE_OR_CONFIG;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.log.level, pretty: options.pretty });
+  const app = createApp(config, { logger });
+  try {
+    await app.start();
+  } catch (err) {
+    logger.fatal({ err: { message: (err as Error).message } }, 'start-failed');
+    logger.flush();
+    io.stderr(`smtp-sidecar: ${(err as Error).message}\n`);
+    await app.stop().catch(() => undefined);
+    return EXIT.FAILURE;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'signal');
+      app.stop().then(
+        () => resolve(EXIT.OK),
+        (err: unknown) => {
+          logger.error({ err }, 'stop-failed');
+          resolve(EXIT.FAILURE);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,219 @@
+/**
+ * The receive conductor: SMTP data stream → message facts → policies → header edits → spool
+ * → (optionally) the first delivery attempt → the reply the client gets.
+ *
+ * Does: stream the message once, feeding the header-block reader, the facts parser and the
+ * body store (memory, spilled to a spool tmp file past `spillThresholdBytes`) side by side.
+ * Replies 250 only after the spool has the final bytes on disk.
+ * Never: holds a large message whole in memory; acknowledges a message it could lose;
+ * changes body bytes.
+ * Assumes: the stream ends only at a real end of data (a disconnect destroys it).
+ */
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { isRelayError, RelayError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import type { DeliveryPort, Logger, Spool } from '../core/ports.js';
+import type { BodySource, SpoolMeta } from '../core/types.js';
+import type { Config } from '../config/schema.js';
+import { HeaderBlockReader } from '../message/header-block.js';
+import { applyHeaderEdits } from '../message/header-edits.js';
+import { createFactsParser } from '../message/parse.js';
+import { runPolicies, DEFAULT_POLICIES } from '../policies/index.js';
+import type { Policy } from '../policies/types.js';
+import { LineEndingTransform } from './line-endings.js';
+import type { IntakeSession } from './smtp-listener.js';
+
+export const MAX_HEADER_BYTES = 1024 * 1024;
+
+export interface ReceiveDeps {
+  /** the current config (it can be swapped on reload; each message uses one snapshot) */
+  readonly config: () => Config;
+  readonly spool: Spool;
+  readonly delivery: DeliveryPort;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly policies?: readonly Policy[];
+  /** bodies larger than this are spilled to the spool's tmp dir while they arrive */
+  readonly spillThresholdBytes?: number;
+  readonly onReceived?: (meta: SpoolMeta) => void;
+  readonly onRejected?: (reason: string) => void;
+}
+
+export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: IntakeSession) => Promise<string> {
+  const spillThreshold = deps.spillThresholdBytes ?? 4 * 1024 * 1024;
+
+  return async function receive(stream, session) {
+    const config = deps.config();
+    const qid = deps.spool.newQid();
+    const log = deps.logger.child({ qid });
+    const receivedAtMs = deps.clock.now();
+    const rejected = (reason: string, err: RelayError) => {
+      log.info({ client: session.remoteAddress, reason, reply: `${err.smtpReply.code} ${err.smtpReply.text}` }, 'rejected');
+      deps.onRejected?.(reason);
+      return err;
+    };
+
+    const lineEndings = new LineEndingTransform(config.listen.bareLineFeeds);
+    const header = new HeaderBlockReader(MAX_HEADER_BYTES);
+    const facts = createFactsParser({ maxHeaderBytes: MAX_HEADER_BYTES });
+    facts.facts.catch(() => undefined); // observed below; never an unhandled rejection
+    const body = new BodyCollector(deps.spool.spillPath(qid), spillThreshold);
+
+    try {
+      stream.on('error', (err) => lineEndings.destroy(err));
+      stream.pipe(lineEndings);
+      for await (const chunk of lineEndings as AsyncIterable<Buffer>) {
+        if (!facts.input.write(chunk)) await once(facts.input, 'drain');
+        for (const bodyPart of header.push(chunk)) await body.add(bodyPart);
+      }
+      header.end();
+      facts.input.end();
+    } catch (err) {
+      facts.input.destroy();
+      await body.discard();
+      if (isRelayError(err)) throw rejected(err.code, err);
+      throw err; // the client went away: nothing to reply, nothing spooled
+    }
+
+    try {
+      if (config.listen.bareLineFeeds === 'reject' && lineEndings.sawBareLineEnd) {
+        throw rejected('bare-linefeed', new RelayError('E_BARE_LINEFEED'));
+      }
+      const parsed = await facts.facts.catch((err: unknown) => {
+        throw isRelayError(err) ? rejected(err.code, err) : err;
+      });
+      const outcome = runPolicies(
+        {
+          envelope: session.envelope,
+          facts: parsed,
+          message: config.message,
+          limits: config.limits,
+          hostname: config.listen.hostname,
+          now: new Date(receivedAtMs),
+          newMessageIdLocalPart: () => `${qid}.${randomBytes(6).toString('hex')}`,
+        },
+        deps.policies ?? DEFAULT_POLICIES,
+      );
+      if (outcome.kind === 'reject') {
+        throw rejected(outcome.policy, new RelayError(outcome.code, { detail: outcome.detail }));
+      }
+
+      const finalHeader = applyHeaderEdits(header.header, outcome.headerEdits);
+      const bodySource = await body.finish();
+      const meta: SpoolMeta = {
+        version: 1,
+        qid,
+        envelope: outcome.envelope,
+        client: { address: session.remoteAddress, port: session.remotePort, heloName: session.heloName },
+        receivedAt: new Date(receivedAtMs).toISOString(),
+        sizeBytes: finalHeader.length + bodySource.length,
+        facts: {
+          from: parsed.from[0]?.address,
+          subject: parsed.subject,
+          messageId: parsed.messageId,
+          attachments: parsed.attachments.count,
+          attachmentsBytes: parsed.attachments.totalBytes,
+        },
+        recipients: outcome.envelope.rcptTo.map((address) => ({ address, status: 'pending' as const })),
+        attempts: 0,
+        nextAttemptAt: new Date(receivedAtMs).toISOString(),
+      };
+      const entry = await deps.spool.store({ header: finalHeader, body: bodySource, meta }).catch((err: unknown) => {
+        if (isRelayError(err)) {
+          log.error({ err: err.cause ?? err }, 'spool.write-failed');
+          throw rejected(err.code, err);
+        }
+        throw err;
+      });
+      log.info(
+        {
+          client: session.remoteAddress,
+          from: meta.envelope.mailFrom,
+          to: meta.envelope.rcptTo.length,
+          size: meta.sizeBytes,
+          attachments: parsed.attachments.count,
+          policies: outcome.applied,
+          messageId: parsed.messageId,
+          ...(config.log.subjects ? { subject: parsed.subject } : {}),
+        },
+        'received',
+      );
+      deps.onReceived?.(meta);
+
+      const waitSeconds = config.delivery.waitSeconds;
+      const raw = bodySource.kind === 'memory' ? Buffer.concat([finalHeader, ...bodySource.chunks]) : undefined;
+      const first = await deps.delivery.submit(entry, raw, { waitMs: Math.max(0, waitSeconds) * 1000, neverQueue: waitSeconds < 0 });
+      switch (first.kind) {
+        case 'delivered':
+          return `2.0.0 Ok: delivered as ${qid} (${first.response})`;
+        case 'queued':
+          return `2.0.0 Ok: queued as ${qid}`;
+        case 'rejected':
+          throw rejected('upstream-rejected', upstreamReply(first.smtpCode, first.response));
+        case 'abandoned':
+          throw new RelayError('E_UPSTREAM_TEMPORARY', { detail: `Upstream temporarily unavailable (${first.response}); message not accepted, try again later` });
+      }
+    } finally {
+      await body.discard();
+    }
+  };
+}
+
+/** The upstream's own permanent reply ("550 5.1.1 unknown user"), passed back to the client. */
+function upstreamReply(smtpCode: number, response: string): RelayError {
+  return new RelayError('E_UPSTREAM_REJECTED', {
+    smtpCode: smtpCode >= 500 && smtpCode < 600 ? smtpCode : 550,
+    verbatim: response.replace(/^\d{3}[ -]/, ''),
+  });
+}
+
+/** Collects body bytes in memory, moving them to a spill file once they pass the threshold. */
+class BodyCollector {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private spill: WriteStream | undefined;
+
+  constructor(
+    private readonly spillPath: string,
+    private readonly thresholdBytes: number,
+  ) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    this.length += chunk.length;
+    if (this.spill === undefined) {
+      this.chunks.push(chunk);
+      if (this.length <= this.thresholdBytes) return;
+      this.spill = createWriteStream(this.spillPath, { flags: 'wx' });
+      const pending = this.chunks;
+      this.chunks = [];
+      for (const c of pending) if (!this.spill.write(c)) await once(this.spill, 'drain');
+      return;
+    }
+    if (!this.spill.write(chunk)) await once(this.spill, 'drain');
+  }
+
+  async finish(): Promise<BodySource> {
+    if (this.spill === undefined) return { kind: 'memory', chunks: this.chunks, length: this.length };
+    const spill = this.spill;
+    await new Promise<void>((resolve, reject) => {
+      spill.once('error', reject);
+      spill.end(() => resolve());
+    });
+    return { kind: 'file', path: this.spillPath, length: this.length };
+  }
+
+  /** Removes the spill file if the message was not handed to the spool (the spool removes it otherwise). */
+  async discard(): Promise<void> {
+    this.chunks = [];
+    if (this.spill === undefined) return;
+    const spill = this.spill;
+    this.spill = undefined;
+    if (!spill.closed) spill.destroy();
+    // after a successful store the spool has already moved the bytes and removed this file
+    await unlink(this.spillPath).catch(() => undefined);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The SMTP listener: the only code that knows smtp-server.
+ *
+ * Does: accept unauthenticated SMTP from allowed client addresses, enforce the size and
+ * recipient limits with replies that carry enhanced status codes, and hand each message
+ * stream to the receive conductor; answer with whatever the conductor decides.
+ * Never: offer AUTH or STARTTLS, honour XCLIENT/XFORWARD/PROXY, do reverse DNS lookups,
+ * or let one broken socket crash the process.
+ * Assumes: enhanced status codes are written into reply texts by us (smtp-server's own
+ * automatic codes stay off so our texts are not double-prefixed; its built-in syntax errors,
+ * such as "501 Error: Bad recipient address syntax", therefore carry none).
+ */
+import type { AddressInfo } from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { isRelayError, RelayError, toSmtpError } from '../core/errors.js';
+import type { Logger } from '../core/ports.js';
+import type { Envelope } from '../core/types.js';
+import type { ListenConfig } from '../config/schema.js';
+
+export interface IntakeSession {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly heloName: string;
+  readonly envelope: Envelope;
+}
+
+export interface IntakeHandlers {
+  /** Checked at connect against the current allow-list (it can change on reload). */
+  isClientAllowed(address: string): boolean;
+  /** Resolves with the 250 reply text, or rejects with a RelayError whose reply is sent. */
+  onMessage(stream: Readable, session: IntakeSession): Promise<string>;
+}
+
+export interface SmtpListener {
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting; open sessions get up to listen.shutdownGraceSeconds, then 421. */
+  close(): Promise<void>;
+  readonly openConnections: number;
+  readonly listening: boolean;
+}
+
+const ADDRESS_WITH_DOMAIN = /^[^@\s]+@[^@\s]+$/;
+
+export function listenErrorMessage(err: NodeJS.ErrnoException, host: string, port: number): string {
+  if (err.code === 'EACCES') {
+    return `cannot listen on ${host}:${port}: permission denied. Ports below 1024 need privileges: run with CAP_NET_BIND_SERVICE (e.g. \`setcap cap_net_bind_service=+ep $(command -v node)\`, or the Docker image), or choose another port with listen.port`;
+  }
+  if (err.code === 'EADDRINUSE') return `cannot listen on ${host}:${port}: the port is already in use by another process; stop it or choose another listen.port`;
+  if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${host}:${port}: no such local address; check listen.host`;
+  return `cannot listen on ${host}:${port}: ${err.message}`;
+}
+
+export function createSmtpListener(config: ListenConfig, handlers: IntakeHandlers, logger: Logger): SmtpListener {
+  const maxBytes = Math.floor(config.maxMessageSizeMB * 1024 * 1024);
+  let bound = false;
+
+  const server = new SMTPServer({
+    name: config.hostname,
+    banner: 'smtp-sidecar ESMTP',
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    hideSTARTTLS: true,
+    disableReverseLookup: true,
+    useXClient: false,
+    useXForward: false,
+    useProxy: false,
+    size: maxBytes,
+    maxClients: config.maxClients,
+    socketTimeout: config.socketTimeoutSeconds * 1000,
+    closeTimeout: config.shutdownGraceSeconds * 1000,
+    logger: false,
+
+    onConnect(session, callback) {
+      if (handlers.isClientAllowed(session.remoteAddress)) return callback();
+      logger.warn({ client: session.remoteAddress, reason: 'client not in listen.allowedClients' }, 'refused');
+      callback(toSmtpError(new RelayError('E_CLIENT_DENIED', { detail: `Relay access from ${session.remoteAddress} denied` })));
+    },
+
+    onMailFrom(address, _session, callback) {
+      if (address.address !== '' && !ADDRESS_WITH_DOMAIN.test(address.address)) {
+        return callback(toSmtpError(new RelayError('E_BAD_ADDRESS', { detail: 'Bad sender address syntax; use user@domain' })));
+      }
+      callback();
+    },
+
+    onRcptTo(address, session, callback) {
+      if (!ADDRESS_WITH_DOMAIN.test(address.address)) {
+        return callback(toSmtpError(new RelayError('E_BAD_ADDRESS', { detail: 'Bad recipient address syntax; use user@domain' })));
+      }
+      const already = session.envelope.rcptTo.some((r) => r.address.toLowerCase() === address.address.toLowerCase());
+      if (!already && session.envelope.rcptTo.length >= config.maxRecipients) {
+        return callback(
+          toSmtpError(new RelayError('E_TOO_MANY_RECIPIENTS', { detail: `Too many recipients; the limit is ${config.maxRecipients}, send the rest in another message` })),
+        );
+      }
+      callback();
+    },
+
+    onData(stream, session, callback) {
+      const guarded = guardSize(stream, maxBytes);
+      handlers.onMessage(guarded, toIntakeSession(session)).then(
+        (text) => callback(null, text),
+        (err: unknown) => {
+          // smtp-server replies only once the data stream has ended; make sure it does
+          stream.resume();
+          if (isRelayError(err)) return callback(toSmtpError(err));
+          logger.error({ err, client: session.remoteAddress }, 'intake.error');
+          callback(toSmtpError(new RelayError('E_INTERNAL')));
+        },
+      );
+    },
+  });
+
+  // One broken socket (a TLS client on the plain port, a reset) must never crash the process.
+  server.on('error', (err: Error) => logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'intake.socket-error'));
+
+  return {
+    get openConnections() {
+      return server.connections.size;
+    },
+    get listening() {
+      return bound;
+    },
+    listen() {
+      return new Promise<AddressInfo>((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException) => reject(new Error(listenErrorMessage(err, config.host, config.port)));
+        server.server.once('error', onError);
+        server.listen(config.port, config.host, () => {
+          server.server.off('error', onError);
+          bound = true;
+          resolve(server.server.address() as AddressInfo);
+        });
+      });
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        if (!bound) return resolve();
+        bound = false;
+        server.close(() => resolve());
+      });
+    },
+  };
+}
+
+function toIntakeSession(session: SMTPServerSession): IntakeSession {
+  const from = session.envelope.mailFrom;
+  const bodyType = from && from.args ? from.args.BODY : undefined;
+  return {
+    id: session.id,
+    remoteAddress: session.remoteAddress,
+    remotePort: session.remotePort,
+    heloName: session.hostNameAppearsAs ?? '',
+    envelope: {
+      mailFrom: from ? from.address : '',
+      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      ...(bodyType !== undefined ? { bodyType: String(bodyType).toUpperCase() === '8BITMIME' ? ('8bitmime' as const) : ('7bit' as const) } : {}),
+      ...(from && from.args && from.args.SMTPUTF8 !== undefined ? { smtpUtf8: true } : {}),
+    },
+  };
+}
+
+/**
+ * Passes the message through until it grows past the size limit; then fails the copy with
+ * E_MESSAGE_TOO_BIG while the original keeps draining (smtp-server replies after its end).
+ * A client that disconnects mid-DATA destroys the original: the copy is destroyed too, so the
+ * conductor never spools a half message.
+ */
+function guardSize(stream: SMTPServerDataStream, maxBytes: number): Readable {
+  const copy = new PassThrough();
+  let failed = false;
+  stream.on('data', (chunk: Buffer) => {
+    if (failed) return;
+    if (stream.sizeExceeded || stream.byteLength > maxBytes) {
+      failed = true;
+      copy.destroy(new RelayError('E_MESSAGE_TOO_BIG', { detail: `Message exceeds the fixed maximum message size of ${maxBytes} bytes` }));
+      stream.resume(); // keep draining even if we had paused for back-pressure
+      return;
+    }
+    if (!copy.write(chunk)) {
+      stream.pause();
+      copy.once('drain', () => stream.resume());
+    }
+  });
+  stream.on('end', () => {
+    if (!failed) copy.end();
+  });
+  stream.on('error', (err) => copy.destroy(err));
+  stream.on('close', () => {
+    if (!stream.readableEnded && !failed) copy.destroy(new Error('client disconnected during DATA'));
+  });
+  return copy;
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/** bin entry: argv → command → exit code. No logic lives here. */
+import { parseArgs } from 'node:util';
+import { ENCRYPT_HELP, encryptCommand } from './cli/encrypt.js';
+import { EXIT } from './cli/exit-codes.js';
+import { processIo } from './cli/io.js';
+import { START_HELP, startCommand } from './cli/start.js';
+import { VALIDATE_HELP, validateCommand } from './cli/validate.js';
+
+const HELP = `Usage: smtp-sidecar <command> [options]
+
+Commands:
+  start      run the relay
+  validate   check a config file (and with --connect, each upstream)
+  encrypt    encrypt a secret from stdin for the config file (enc:...)
+
+Run "smtp-sidecar <command> --help" for the options of a command.
+Exit codes: 0 success, 1 runtime failure, 2 usage error or invalid config.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const io = processIo();
+  const [command, ...rest] = argv;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: {
+        config: { type: 'string', short: 'c', default: 'config.json' },
+        connect: { type: 'boolean', default: false },
+        pretty: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+      strict: true,
+    });
+  } catch (err) {
+    io.stderr(`smtp-sidecar: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT.USAGE_OR_CONFIG;
+  }
+  const { values } = parsed;
+  switch (command) {
+    case 'start':
+      if (values.help) return io.stdout(START_HELP), EXIT.OK;
+      return startCommand({ config: values.config, pretty: values.pretty }, io);
+    case 'validate':
+      if (values.help) return io.stdout(VALIDATE_HELP), EXIT.OK;
+      return validateCommand({ config: values.config, connect: values.connect }, io);
+    case 'encrypt':
+      if (values.help) return io.stdout(ENCRYPT_HELP), EXIT.OK;
+      return encryptCommand(io);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.stdout(HELP);
+      return command === undefined ? EXIT.USAGE_OR_CONFIG : EXIT.OK;
+    default:
+      io.stderr(`smtp-sidecar: unknown command "${command}"\n\n${HELP}`);
+      return EXIT.USAGE_OR_CONFIG;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`smtp-sidecar: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT.FAILURE;
+  },
+);

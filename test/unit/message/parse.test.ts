@@ -1,0 +1,168 @@
+import type { Writable } from 'node:stream';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { describe, expect, it } from 'vitest';
+import { RelayError } from '../../../src/core/errors.js';
+import type { MessageFacts } from '../../../src/core/types.js';
+import { createFactsParser } from '../../../src/message/parse.js';
+
+const CRLF = '\r\n';
+
+function write(input: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => input.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Feeds the message in chunks (waiting for each to be taken, as a well-behaved caller does) and ends. */
+async function parse(raw: Buffer | string, options: { chunkBytes?: number; maxHeaderBytes?: number } = {}): Promise<MessageFacts> {
+  const buf = typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw;
+  const { input, facts } = createFactsParser(options.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: options.maxHeaderBytes });
+  const step = options.chunkBytes ?? 64 * 1024;
+  for (let i = 0; i < buf.length; i += step) await write(input, buf.subarray(i, i + step));
+  input.end();
+  return facts;
+}
+
+async function compose(mail: ConstructorParameters<typeof MailComposer>[0]): Promise<Buffer> {
+  return new MailComposer(mail).compile().build();
+}
+
+describe(createFactsParser.name, () => {
+  it('reads addresses, subject, Message-ID, raw Date and header names in order', async () => {
+    const raw = [
+      'Received: from app by relay',
+      'From: "Doe, John" <john@example.com>',
+      'Sender: agent@example.com',
+      'Reply-To: replies@example.com',
+      'To: a@example.com, Team: b@example.com, c@example.com;',
+      'Cc: =?UTF-8?Q?J=C3=BCrgen?= <j@example.com>',
+      'cc: second@example.com',
+      'Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=',
+      'Message-ID: <abc@example.com>',
+      'Date: Mon, 5 Jan 2026\r\n 10:00:00 +0100 (CET)',
+      'X-No-Colon-Line',
+      '',
+      'body',
+      '',
+    ].join(CRLF);
+    const facts = await parse(raw);
+    expect(facts.from).toEqual([{ name: 'Doe, John', address: 'john@example.com' }]);
+    expect(facts.sender).toEqual({ name: '', address: 'agent@example.com' });
+    expect(facts.replyTo).toEqual([{ name: '', address: 'replies@example.com' }]);
+    expect(facts.to.map((m) => m.address)).toEqual(['a@example.com', 'b@example.com', 'c@example.com']);
+    expect(facts.cc).toEqual([
+      { name: 'Jürgen', address: 'j@example.com' },
+      { name: '', address: 'second@example.com' },
+    ]);
+    expect(facts.subject).toBe('Grüße');
+    expect(facts.messageId).toBe('<abc@example.com>');
+    expect(facts.date).toBe('Mon, 5 Jan 2026 10:00:00 +0100 (CET)');
+    expect(facts.headerNames).toEqual(['received', 'from', 'sender', 'reply-to', 'to', 'cc', 'cc', 'subject', 'message-id', 'date']);
+    expect(facts.attachments).toEqual({ count: 0, totalBytes: 0, inlineCount: 0, inlineBytes: 0 });
+  });
+
+  it('counts attachments and decoded bytes, inline (related) parts also apart', async () => {
+    const raw = await compose({
+      from: 'a@example.com',
+      to: 'b@example.com',
+      subject: 'files',
+      text: 'see attached',
+      html: '<p><img src="cid:logo@x"></p>',
+      attachments: [
+        { filename: 'report.pdf', content: Buffer.alloc(1000, 1) },
+        { filename: 'notes.txt', content: 'hello' },
+        { filename: 'logo.png', content: Buffer.alloc(500, 2), cid: 'logo@x' },
+        { filename: 'inline.bin', content: Buffer.alloc(7, 3), contentDisposition: 'inline' },
+      ],
+    });
+    const facts = await parse(raw, { chunkBytes: 97 });
+    expect(facts.attachments).toEqual({ count: 4, totalBytes: 1512, inlineCount: 2, inlineBytes: 507 });
+  });
+
+  it('streams a 25 MB attachment (counted by decoded bytes, content not kept)', async () => {
+    const size = 25 * 1024 * 1024;
+    const raw = await compose({
+      from: 'a@example.com',
+      to: 'b@example.com',
+      text: 'big',
+      attachments: [{ filename: 'big.bin', content: Buffer.alloc(size, 7) }],
+    });
+    const facts = await parse(raw, { chunkBytes: 256 * 1024 });
+    expect(facts.attachments.count).toBe(1);
+    expect(facts.attachments.totalBytes).toBe(size);
+    expect(JSON.stringify(facts).length).toBeLessThan(2000); // facts carry numbers, never contents
+  });
+
+  describe('malformed input resolves with best-effort facts', () => {
+    const head = `From: a@example.com${CRLF}To: b@example.com${CRLF}Subject: s${CRLF}`;
+    const cases: Record<string, () => string> = {
+      'missing closing boundary': () =>
+        `${head}Content-Type: multipart/mixed; boundary=XX${CRLF}${CRLF}--XX${CRLF}Content-Type: application/pdf${CRLF}${CRLF}data${CRLF}`,
+      'never-used boundary': () => `${head}Content-Type: multipart/mixed; boundary=NEVER${CRLF}${CRLF}just text${CRLF}`,
+      'broken base64': () =>
+        `${head}Content-Type: multipart/mixed; boundary=XX${CRLF}${CRLF}--XX${CRLF}Content-Type: application/pdf${CRLF}Content-Transfer-Encoding: base64${CRLF}${CRLF}!!!QUJD***${CRLF}--XX--${CRLF}`,
+      'unknown charset': () => `${head}Content-Type: text/plain; charset=x-no-such-charset${CRLF}${CRLF}hello${CRLF}`,
+      'header lines without colon': () => `${head}this is not a header${CRLF}nor this${CRLF}${CRLF}body${CRLF}`,
+      'NUL bytes': () => `${head}X-Nul: a\0b${CRLF}${CRLF}bo\0dy${CRLF}`,
+      'nesting depth 200': () => {
+        let msg = `${head}Content-Type: multipart/mixed; boundary=b0${CRLF}${CRLF}`;
+        for (let i = 1; i < 200; i++) msg += `--b${i - 1}${CRLF}Content-Type: multipart/mixed; boundary=b${i}${CRLF}${CRLF}`;
+        return `${msg}--b199${CRLF}Content-Type: text/plain${CRLF}${CRLF}deep${CRLF}`;
+      },
+      'no body separator': () => head,
+      'empty message': () => '',
+      'bare LF line endings': () => `${head}\n\nbody\n`.replace(/\r\n/g, '\n'),
+    };
+    for (const [name, build] of Object.entries(cases)) {
+      it(name, async () => {
+        const facts = await parse(build(), { chunkBytes: 13 });
+        expect(Array.isArray(facts.headerNames)).toBe(true);
+        if (name !== 'empty message') expect(facts.from[0]?.address).toBe('a@example.com');
+      });
+    }
+
+    it('counts what it can of a part with broken base64', async () => {
+      const facts = await parse(cases['broken base64']!());
+      expect(facts.attachments.count).toBe(1);
+    });
+  });
+
+  it('rejects a message with more MIME parts than mailsplit allows (10,000) as E_MALFORMED_MESSAGE', async () => {
+    const parts: string[] = [];
+    for (let i = 0; i < 10_000; i++) parts.push(`--XX${CRLF}Content-Type: text/plain${CRLF}${CRLF}p${i}${CRLF}`);
+    const raw = `From: a@example.com${CRLF}Content-Type: multipart/mixed; boundary=XX${CRLF}${CRLF}${parts.join('')}--XX--${CRLF}`;
+    const err = await parse(raw).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RelayError);
+    expect((err as RelayError).code).toBe('E_MALFORMED_MESSAGE');
+    expect((err as RelayError).detail).toBe('Message has too many MIME parts');
+  });
+
+  it('rejects a MIME header block over maxHeaderBytes as E_HEADER_TOO_BIG', async () => {
+    const raw = `From: a@example.com${CRLF}X-Big: ${'x'.repeat(5000)}${CRLF}${CRLF}body${CRLF}`;
+    const err = await parse(raw, { maxHeaderBytes: 1000, chunkBytes: 100 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RelayError);
+    expect((err as RelayError).code).toBe('E_HEADER_TOO_BIG');
+    expect((err as RelayError).detail).toBe('Message header block exceeds 1000 bytes');
+  });
+
+  it('rejects when the input is destroyed before the message ended, and never emits an error on input', async () => {
+    const { input, facts } = createFactsParser();
+    const errors: unknown[] = [];
+    input.on('error', (e) => errors.push(e));
+    await write(input, Buffer.from(`From: a@example.com${CRLF}Subject: x${CRLF}`));
+    input.destroy(new Error('client went away'));
+    await expect(facts).rejects.toBeInstanceOf(RelayError);
+    await new Promise((r) => setImmediate(r));
+    expect(errors).toEqual([]);
+  });
+
+  it('settles when the input ends without any data', async () => {
+    const { input, facts } = createFactsParser();
+    input.end();
+    await expect(facts).resolves.toMatchObject({ from: [], headerNames: [] });
+  });
+});
