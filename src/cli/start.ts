@@ -2,7 +2,8 @@
  * `smtp-sidecar start --config FILE`: run the relay until SIGTERM/SIGINT.
  * Exit codes: 0 after a clean stop, 1 when it cannot start (e.g. cannot listen), 2 for an invalid config.
  */
-import { createApp } from '../app.js';
+import { createApp, type App } from '../app.js';
+import type { Logger } from '../core/ports.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { EXIT } from './exit-codes.js';
@@ -13,12 +14,28 @@ export const START_HELP = `Usage: smtp-sidecar start [--config FILE] [--pretty]
 Runs the relay: listens for SMTP (listen.host:listen.port), spools every accepted message
 durably and delivers it upstream (or to delivery.outboxDir when no upstream is configured).
 SIGTERM/SIGINT stop it cleanly (open DATA transactions may finish, bounded by
-listen.shutdownGraceSeconds).
+listen.shutdownGraceSeconds). SIGHUP reloads the config file (an invalid file is
+refused and the running config stays).
 
 Options:
   --config FILE   config file (default: ./config.json)
   --pretty        human-readable logs (needs the pino-pretty package) instead of JSON lines
 `;
+
+/**
+ * SIGHUP: load and validate the file again; a valid config is swapped in (app.reload logs the
+ * `config.changed` audit line), an invalid one is refused and the running config stays.
+ */
+export function reloadFromFile(path: string, app: App, io: CliIo, logger: Logger): boolean {
+  try {
+    app.reload(loadConfig(path, { env: io.env }));
+    return true;
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+    logger.error({ problems }, 'config.reload-refused');
+    return false;
+  }
+}
 
 export async function startCommand(options: { config: string; pretty: boolean }, io: CliIo): Promise<number> {
   let config;
@@ -58,5 +75,9 @@ export async function startCommand(options: { config: string; pretty: boolean },
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      reloadFromFile(options.config, app, io, logger);
+    });
   });
 }
