@@ -1,0 +1,176 @@
+/**
+ * The built relay as a child process: start, reload on SIGHUP, graceful SIGTERM, and the
+ * start-up errors an admin meets (bad config: exit 2; port taken: exit 1 with the remedy).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openTransaction } from '../../helpers/smtp-client.js';
+
+const MAIN = join(process.cwd(), 'dist', 'main.js');
+let dir: string;
+let child: ChildProcess | undefined;
+let blocker: Server | undefined;
+
+beforeAll(() => {
+  // the suite runs after `npm run build` (pretest); build if someone runs this file alone
+  if (spawnSync('test', ['-f', MAIN]).status !== 0) spawnSync('npm', ['run', 'build'], { stdio: 'ignore' });
+});
+
+afterEach(async () => {
+  if (child && child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  child = undefined;
+  blocker?.close();
+  blocker = undefined;
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function config(extra: Record<string, unknown> = {}) {
+  return {
+    listen: { host: '127.0.0.1', port: 0, shutdownGraceSeconds: 2 },
+    delivery: { spoolDir: join(dir, 'spool'), outboxDir: join(dir, 'outbox'), waitSeconds: 0 },
+    http: { enabled: false },
+    ...extra,
+  };
+}
+
+interface Running {
+  lines: () => Record<string, unknown>[];
+  waitFor: (msg: string, pred?: (r: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+function start(configPath: string): Running {
+  const proc = spawn(process.execPath, [MAIN, 'start', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = proc;
+  let out = '';
+  const listeners: (() => void)[] = [];
+  proc.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (const l of listeners.splice(0)) l();
+  });
+  const lines = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return {
+    lines,
+    exited: new Promise((resolve) => proc.once('exit', (code) => resolve(code))),
+    waitFor: (msg, pred = () => true) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${msg} line; got:\n${out}`)), 10_000);
+        const check = () => {
+          const hit = lines().find((r) => r.msg === msg && pred(r));
+          if (hit) {
+            clearTimeout(timer);
+            resolve(hit);
+          } else listeners.push(check);
+        };
+        check();
+      }),
+  };
+}
+
+describe('smtp-sidecar start', () => {
+  it('says where mail goes, serves, reloads on SIGHUP, and exits 0 on SIGTERM', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
+    const path = join(dir, 'config.json');
+    await writeFile(path, JSON.stringify(config()));
+    const relay = start(path);
+    const listening = await relay.waitFor('listening');
+    expect(relay.lines()[0]!.msg).toMatch(/no upstream configured: delivering to the outbox/);
+
+    const c = await openTransaction(listening.port as number, 'a@legacy.test', ['b@dest.test']);
+    c.write('Subject: via child\r\n\r\nhello\r\n.\r\n');
+    expect(await c.next()).toMatch(/^250 2\.0\.0 Ok: (queued|delivered) as /);
+    c.close();
+
+    // a valid change is applied and audited; a secret appears as a changed key, never a value
+    const upstream = (pass: string) => [{ name: 'u', host: '127.0.0.1', port: 2, security: 'none', auth: { type: 'login', user: 'relay', pass } }];
+    await writeFile(path, JSON.stringify(config({ message: { globalFrom: 'noreply@corp.test' }, upstreams: upstream('OldPa55-111') })));
+    process.kill(child!.pid!, 'SIGHUP');
+    await relay.waitFor('config.changed');
+    await writeFile(path, JSON.stringify(config({ message: { globalFrom: 'noreply@corp.test' }, limits: { maxAttachments: 3 }, upstreams: upstream('NewPa55-222') })));
+    process.kill(child!.pid!, 'SIGHUP');
+    const changed = await relay.waitFor('config.changed', (r) => (r.changed as string[]).includes('limits.maxAttachments'));
+    expect(changed.changed).toEqual(['limits.maxAttachments', 'upstreams[0].auth.pass']);
+
+    // an invalid file is refused and the running config stays
+    await writeFile(path, JSON.stringify({ listen: { port: 'nope' } }));
+    process.kill(child!.pid!, 'SIGHUP');
+    const refused = await relay.waitFor('config.reload-refused');
+    expect(refused.problems).toEqual(['listen.port: Invalid input: expected number, received string']);
+    const c2 = await openTransaction(listening.port as number, 'a@legacy.test', ['b@dest.test']);
+    c2.write('Subject: still serving\r\n\r\nhello\r\n.\r\n');
+    expect(await c2.next()).toMatch(/^250 /);
+    c2.close();
+    const received = relay.lines().filter((r) => r.msg === 'received');
+    expect(received.at(-1)).toMatchObject({ from: 'noreply@corp.test' });
+
+    const all = JSON.stringify(relay.lines());
+    expect(all).not.toContain('OldPa55-111');
+    expect(all).not.toContain('NewPa55-222');
+
+    process.kill(child!.pid!, 'SIGTERM');
+    expect(await relay.exited).toBe(0);
+    expect(relay.lines().at(-1)!.msg).toBe('stopped');
+  });
+
+  it('refuses an invalid config with every problem and exit code 2', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
+    const path = join(dir, 'bad.json');
+    await writeFile(path, JSON.stringify({ listen: { port: 70000, extra: true } }));
+    const r = spawnSync(process.execPath, [MAIN, 'start', '--config', path], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('listen.port: Too big: expected number to be <=65535');
+    expect(r.stderr).toContain('listen.extra: unknown key');
+  });
+
+  it('exits 1 with the remedy when the port is taken', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker!.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const path = join(dir, 'config.json');
+    await writeFile(path, JSON.stringify(config({ listen: { host: '127.0.0.1', port } })));
+    const r = spawnSync(process.execPath, [MAIN, 'start', '--config', path], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
+  });
+});
+
+describe('smtp-sidecar encrypt and validate', () => {
+  it('encrypts a secret from stdin that the relay can then use', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
+    const env = { ...process.env, SMTP_SIDECAR_KEY: 'a test key that is long enough' };
+    const enc = spawnSync(process.execPath, [MAIN, 'encrypt'], { input: 'Pa55word\n', env, encoding: 'utf8' });
+    expect(enc.status).toBe(0);
+    expect(enc.stdout).toMatch(/^enc:[A-Za-z0-9+/=]+\n$/);
+    expect(enc.stdout).not.toContain('Pa55word');
+    const path = join(dir, 'c.json');
+    await writeFile(path, JSON.stringify(config({ upstreams: [{ name: 'u', host: '127.0.0.1', port: 2, security: 'none', auth: { type: 'login', user: 'x', pass: enc.stdout.trim() } }] })));
+    const ok = spawnSync(process.execPath, [MAIN, 'validate', '--config', path], { env, encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain('valid');
+    expect(ok.stdout + ok.stderr).not.toContain('Pa55word');
+    const wrong = spawnSync(process.execPath, [MAIN, 'validate', '--config', path], { env: { ...env, SMTP_SIDECAR_KEY: 'some other key, also long' }, encoding: 'utf8' });
+    expect(wrong.status).toBe(2);
+    expect(wrong.stdout).toContain('upstreams[0].auth.pass: cannot decrypt: wrong SMTP_SIDECAR_KEY or a tampered value');
+    expect(await readFile(path, 'utf8')).not.toContain('Pa55word');
+  });
+
+  it('prints help for every command and exits 2 on an unknown one', () => {
+    for (const cmd of ['start', 'validate', 'encrypt']) {
+      const r = spawnSync(process.execPath, [MAIN, cmd, '--help'], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`Usage: smtp-sidecar ${cmd}`);
+    }
+    const bad = spawnSync(process.execPath, [MAIN, 'frobnicate'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('unknown command "frobnicate"');
+  });
+});
