@@ -18,7 +18,10 @@ import { createOutboxTransport } from './delivery/outbox.js';
 import { createSmtpTransport } from './delivery/transport.js';
 import { createReceiver } from './intake/receive.js';
 import { createSmtpListener, type SmtpListener } from './intake/smtp-listener.js';
+import { createHttpServer } from './ops/http.js';
 import { createLogger } from './ops/logger.js';
+import { createMetrics, summarizeQueue, type RelayMetrics } from './ops/metrics.js';
+import { createReadinessCheck } from './ops/readiness.js';
 import { OutcomeRecorder } from './outcome/record.js';
 import { RateLimiter } from './routing/rate-limit.js';
 import { UpstreamHealth } from './routing/upstream-health.js';
@@ -48,8 +51,9 @@ export interface App {
   readonly health: UpstreamHealth;
   readonly tokens: TokenStatusBoard;
   readonly listener: SmtpListener;
-  /** binds the SMTP port, recovers the spool and starts delivering */
-  start(): Promise<{ readonly smtpPort: number }>;
+  readonly metrics: RelayMetrics;
+  /** binds the SMTP port (and the HTTP port when enabled), recovers the spool and starts delivering */
+  start(): Promise<{ readonly smtpPort: number; readonly httpPort: number | undefined }>;
   /** graceful stop: stop accepting, let DATA transactions finish (bounded), stop delivering */
   stop(): Promise<void>;
   /**
@@ -57,6 +61,15 @@ export interface App {
    * keep going. Returns the changed key paths (values never: secrets stay out of logs).
    */
   reload(next: Config): string[];
+}
+
+/** The token status board, also counting fetches for /metrics. */
+class MeteredTokenStatusBoard extends TokenStatusBoard {
+  onFetched: ((upstream: string, expiresOnMs: number) => void) | undefined;
+  override recordSuccess(upstream: string, at: { readonly nowMs: number; readonly expiresOnMs: number }): void {
+    super.recordSuccess(upstream, at);
+    this.onFetched?.(upstream, at.expiresOnMs);
+  }
 }
 
 export function buildAllowList(cidrs: readonly string[]): (address: string) => boolean {
@@ -87,7 +100,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   const spool = overrides.spool ?? new FsSpool({ dir: resolve(initial.delivery.spoolDir), fsync: initial.delivery.fsync, clock, log: logger });
   const health = new UpstreamHealth(clock, () => config().delivery.upstreamDownSeconds);
   const rate = new RateLimiter(clock);
-  const tokens = new TokenStatusBoard();
+  const tokens = new MeteredTokenStatusBoard();
   const tokenCache = new TokenCache({ clock });
   const tokenSources: OAuth2TokenSource[] = [];
 
@@ -119,6 +132,13 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   }
   const upstreamOrder = () => [...transports.keys()];
 
+  const metrics = createMetrics({
+    queue: async () => summarizeQueue((await spool.list()).map((e) => e.meta.receivedAt), clock.now()),
+    upstreams: () => health.snapshot(upstreamOrder()),
+    tokens: () => tokens.snapshot(),
+  });
+  tokens.onFetched = (upstream, expiresOnMs) => metrics.tokenFetched(upstream, expiresOnMs);
+
   const recorder = new OutcomeRecorder({
     spool,
     clock,
@@ -127,11 +147,37 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     backoffMs: (attempts) => nextAttemptDelayMs(attempts, config().delivery.retry, random),
     maxLifetimeHours: () => config().delivery.retry.maxLifetimeHours,
     trace: () => config().log.trace,
+    metrics,
   });
   const dispatcher = new Dispatcher({ config, spool, transports: () => transports, upstreamOrder, health, rate, recorder, clock, logger });
-  const receiver = createReceiver({ config, spool, delivery: dispatcher, clock, logger });
+  const receiver = createReceiver({
+    config,
+    spool,
+    delivery: dispatcher,
+    clock,
+    logger,
+    onReceived: (meta) => metrics.received(meta.sizeBytes),
+    onRejected: (reason) => metrics.rejected(reason),
+  });
   let allowed = buildAllowList(initial.listen.allowedClients);
   const listener = createSmtpListener(initial.listen, { isClientAllowed: (a) => allowed(a), onMessage: receiver }, logger);
+  const readiness = createReadinessCheck({
+    isListening: () => listener.listening,
+    probeSpoolWritable: () => spool.probeWritable(),
+    upstreams: () => health.snapshot(upstreamOrder()),
+    tokens: () => tokens.snapshot(),
+  });
+  const http = initial.http.enabled
+    ? createHttpServer({
+        host: initial.http.host,
+        port: initial.http.port,
+        logger,
+        metrics,
+        readiness,
+        clock,
+        status: () => ({ upstreams: health.snapshot(upstreamOrder()), tokens: tokens.snapshot() }),
+      })
+    : undefined;
 
   return {
     config,
@@ -141,6 +187,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     health,
     tokens,
     listener,
+    metrics,
     async start() {
       const cfg = config();
       if (cfg.upstreams.length === 0) {
@@ -159,7 +206,12 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       const address = await listener.listen();
       logger.info({ host: cfg.listen.host, port: address.port, hostname: cfg.listen.hostname }, 'listening');
       dispatcher.start(recovered.entries);
-      return { smtpPort: address.port };
+      let httpPort: number | undefined;
+      if (http !== undefined) {
+        httpPort = (await http.listen()).port;
+        logger.info({ host: cfg.http.host, port: httpPort }, 'http.listening');
+      }
+      return { smtpPort: address.port, httpPort };
     },
     reload(next) {
       const changed = changedKeys(current, next);
@@ -191,6 +243,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       await dispatcher.stop();
       await Promise.allSettled([...transports.values()].map((t) => t.close()));
       await Promise.allSettled(tokenSources.map((s) => s.close()));
+      await http?.close();
       logger.info({}, 'stopped');
       logger.flush?.();
     },

@@ -155,7 +155,13 @@ export const upstreamSchema = z.strictObject({
   auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }),
   from: address().optional().describe('Sender this upstream requires; overrides globalFrom for messages sent through it.'),
   proxy: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// proxy URL' }).optional().describe('HTTP CONNECT proxy for SMTP and token requests.'),
-  limits: limitsSchema.partial().optional().describe('Per-upstream attachment limits; a message over them skips this upstream.'),
+  limits: z
+    .strictObject({
+      maxAttachments: z.number().int().min(0).optional().describe('Most attachments this upstream takes (unset: no own limit).'),
+      maxAttachmentsTotalMB: z.number().min(0).optional().describe('Most decoded attachment MB this upstream takes (unset: no own limit).'),
+    })
+    .optional()
+    .describe('Per-upstream attachment limits (no defaults: only what is set applies); a message over them skips this upstream.'),
   maxMessagesPerMinute: z.number().int().min(1).optional().describe('Rate cap (Exchange Online: 30 per mailbox). Messages over it wait in the spool.'),
   maxConnections: z.number().int().min(1).default(3).describe('Pooled connections (Exchange Online: 3 per mailbox).'),
 });

@@ -1,0 +1,270 @@
+/**
+ * The operations HTTP server (node:http, no framework): /healthz, /readyz, /metrics, /status
+ * and the loopback-only admin queue API used by the `queue` CLI.
+ *
+ * Does: answer GET /healthz (the process runs), GET /readyz (200 or 503 with the checks),
+ * GET /metrics (Prometheus text), GET /status (the app's secret-free status object, when given)
+ * and the admin routes below, delegating to AdminHandlers; every answer is JSON except /metrics;
+ * 404 for unknown paths, 405 (with Allow) for a wrong method.
+ * Never: reads or logs request bodies; serves the config (there is no config endpoint, keep it
+ * that way); lets a non-loopback peer, a browser page (Origin header) or a DNS-rebound host name
+ * reach the admin API, even when http.host is set wider than loopback.
+ * Assumes: the status and readiness objects it is given are already free of secrets.
+ *
+ * Admin routes (loopback only):
+ *   GET    /admin/queue              list
+ *   GET    /admin/queue/:qid         show
+ *   POST   /admin/queue/:qid/retry   retry one now
+ *   POST   /admin/queue/retry-all    retry every queued message now
+ *   DELETE /admin/queue/:qid         remove one
+ */
+import { createRequire } from 'node:module';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Logger } from '../core/ports.js';
+import type { RelayMetrics } from './metrics.js';
+import type { ReadinessReport } from './readiness.js';
+
+/** One queued message as the admin API lists it (the lead's handlers build it from SpoolMeta). */
+export interface QueueRow {
+  readonly qid: string;
+  readonly [field: string]: unknown;
+}
+
+export interface AdminHandlers {
+  list(): Promise<readonly QueueRow[]>;
+  /** undefined when there is no such message (404) */
+  show(qid: string): Promise<QueueRow | undefined>;
+  /** false when there is no such message (404) */
+  retry(qid: string): Promise<boolean>;
+  /** how many messages were scheduled for an immediate retry */
+  retryAll(): Promise<number>;
+  /** false when there is no such message (404) */
+  remove(qid: string): Promise<boolean>;
+}
+
+export interface HttpServerDeps {
+  readonly host: string;
+  readonly port: number;
+  readonly logger: Logger;
+  readonly metrics: RelayMetrics;
+  readonly readiness: () => Promise<ReadinessReport>;
+  readonly status?: () => object;
+  readonly admin?: AdminHandlers;
+  /** for /healthz uptimeSeconds; defaults to the system clock */
+  readonly clock?: Clock;
+  /** for /healthz; defaults to package.json's version */
+  readonly version?: string;
+}
+
+export interface HttpServer {
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+/** Mirrors spool/qid.ts: only [A-Za-z0-9], so a qid can never name a path. */
+const QID = /^[A-Za-z0-9]{1,64}$/;
+
+/** Whether a socket peer address is a loopback address (IPv4 127/8, ::1, IPv4-mapped 127/8). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4)) return true;
+  return address === '::1' || address === '0:0:0:0:0:0:0:1';
+}
+
+function hostName(hostHeader: string): string {
+  if (hostHeader.startsWith('[')) return hostHeader.slice(1, hostHeader.indexOf(']'));
+  const colon = hostHeader.lastIndexOf(':');
+  return colon === -1 ? hostHeader : hostHeader.slice(0, colon);
+}
+
+/**
+ * Whether a request may use the admin API: the peer is loopback, no browser Origin is attached
+ * (a web page could otherwise POST to 127.0.0.1 from the admin's own browser), and the Host
+ * header names loopback (defeats DNS rebinding of an outside name onto 127.0.0.1).
+ */
+export function isAdminRequestAllowed(request: { readonly remoteAddress: string | undefined; readonly host: string | undefined; readonly origin: string | undefined }): boolean {
+  if (!isLoopbackAddress(request.remoteAddress)) return false;
+  if (request.origin !== undefined) return false;
+  if (request.host === undefined) return true;
+  const name = hostName(request.host).toLowerCase();
+  return name === 'localhost' || isLoopbackAddress(name);
+}
+
+function packageVersion(): string {
+  try {
+    // src/ops/http.ts and dist/ops/http.js both sit two levels below package.json.
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+class HttpProblem {
+  constructor(
+    readonly statusCode: number,
+    readonly message: string,
+    readonly allow?: string,
+  ) {}
+}
+
+type Route = { readonly methods: Readonly<Record<string, () => Promise<Reply>>> };
+type Reply = { readonly statusCode: number; readonly body: string; readonly contentType: string };
+
+const json = (statusCode: number, value: unknown): Reply => ({
+  statusCode,
+  body: `${JSON.stringify(value)}\n`,
+  contentType: 'application/json; charset=utf-8',
+});
+
+export function createHttpServer(deps: HttpServerDeps): HttpServer {
+  const clock = deps.clock ?? systemClock;
+  const startedAtMs = clock.now();
+  const version = deps.version ?? packageVersion();
+  const log = deps.logger.child({ component: 'http' });
+
+  const adminRoute = (path: string): Route | undefined => {
+    const admin = deps.admin;
+    if (admin === undefined) return undefined;
+    if (path === '/admin/queue') return { methods: { GET: async () => json(200, { messages: await admin.list() }) } };
+    if (path === '/admin/queue/retry-all') return { methods: { POST: async () => json(200, { retried: await admin.retryAll() }) } };
+    const retry = /^\/admin\/queue\/([^/]+)\/retry$/.exec(path);
+    if (retry !== null) {
+      const qid = checkedQid(retry[1]);
+      return {
+        methods: {
+          POST: async () => ((await admin.retry(qid)) ? json(200, { retried: qid }) : json(404, { error: `no queued message ${qid}` })),
+        },
+      };
+    }
+    const one = /^\/admin\/queue\/([^/]+)$/.exec(path);
+    if (one !== null) {
+      const qid = checkedQid(one[1]);
+      return {
+        methods: {
+          GET: async () => {
+            const row = await admin.show(qid);
+            return row === undefined ? json(404, { error: `no queued message ${qid}` }) : json(200, row);
+          },
+          DELETE: async () => ((await admin.remove(qid)) ? json(200, { removed: qid }) : json(404, { error: `no queued message ${qid}` })),
+        },
+      };
+    }
+    return undefined;
+  };
+
+  const route = (path: string): Route | undefined => {
+    switch (path) {
+      case '/healthz':
+        return { methods: { GET: async () => json(200, { status: 'ok', uptimeSeconds: Math.max(0, Math.floor((clock.now() - startedAtMs) / 1000)), version }) } };
+      case '/readyz':
+        return {
+          methods: {
+            GET: async () => {
+              const report = await deps.readiness();
+              return json(report.ready ? 200 : 503, report);
+            },
+          },
+        };
+      case '/metrics':
+        return {
+          methods: {
+            GET: async () => ({ statusCode: 200, body: await deps.metrics.registry.metrics(), contentType: deps.metrics.registry.contentType }),
+          },
+        };
+      case '/status': {
+        const status = deps.status;
+        return status === undefined ? undefined : { methods: { GET: async () => json(200, status()) } };
+      }
+      default:
+        return path === '/admin' || path.startsWith('/admin/') ? adminRoute(path) : undefined;
+    }
+  };
+
+  const handle = async (req: IncomingMessage): Promise<Reply> => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === '/admin' || path.startsWith('/admin/')) {
+      const allowed = isAdminRequestAllowed({ remoteAddress: req.socket.remoteAddress, host: req.headers.host, origin: req.headers.origin });
+      if (!allowed) {
+        log.warn({ client: req.socket.remoteAddress, method: req.method, path }, 'admin.refused');
+        throw new HttpProblem(403, 'the admin API is only available from loopback (127.0.0.1 or ::1), without a browser Origin');
+      }
+    }
+    const found = route(path);
+    if (found === undefined) throw new HttpProblem(404, `no such endpoint ${path}`);
+    const handler = found.methods[req.method ?? 'GET'];
+    if (handler === undefined) {
+      const allow = Object.keys(found.methods).join(', ');
+      throw new HttpProblem(405, `method ${req.method ?? ''} not allowed on ${path}; use ${allow}`, allow);
+    }
+    return handler();
+  };
+
+  const respond = (res: ServerResponse, reply: Reply, allow?: string) => {
+    const headers: Record<string, string | number> = {
+      'content-type': reply.contentType,
+      'content-length': Buffer.byteLength(reply.body),
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+    };
+    if (allow !== undefined) headers.allow = allow;
+    res.writeHead(reply.statusCode, headers);
+    res.end(reply.body);
+  };
+
+  const server = createServer((req, res) => {
+    // Bodies are never read or logged: drain whatever the client sent so the socket stays usable.
+    req.resume();
+    handle(req).then(
+      (reply) => respond(res, reply),
+      (err: unknown) => {
+        if (err instanceof HttpProblem) {
+          respond(res, json(err.statusCode, { error: err.message }), err.allow);
+          return;
+        }
+        log.error({ err: { message: (err as Error).message }, method: req.method, url: req.url }, 'http.error');
+        respond(res, json(500, { error: 'internal error; see the relay log' }));
+      },
+    );
+  });
+  // Bounded waits: a stuck client must not hold the ops port (node's defaults are minutes).
+  server.requestTimeout = 15_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+
+  return {
+    listen() {
+      return new Promise<AddressInfo>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        server.once('error', onError);
+        server.listen(deps.port, deps.host, () => {
+          server.off('error', onError);
+          const address = server.address() as AddressInfo;
+          log.info({ host: address.address, port: address.port }, 'http.listening');
+          resolve(address);
+        });
+      });
+    },
+    close() {
+      return new Promise<void>((resolve, reject) => {
+        if (!server.listening) return resolve();
+        server.close((err) => (err === undefined ? resolve() : reject(err)));
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function checkedQid(raw: string | undefined): string {
+  let qid: string;
+  try {
+    qid = decodeURIComponent(raw ?? '');
+  } catch {
+    throw new HttpProblem(400, 'malformed queue id');
+  }
+  if (!QID.test(qid)) throw new HttpProblem(400, 'a queue id is letters and digits only');
+  return qid;
+}

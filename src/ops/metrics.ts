@@ -1,0 +1,201 @@
+/**
+ * Prometheus metrics of the relay, in one registry per relay instance.
+ *
+ * Does: count messages received/rejected and recipients delivered/deferred/failed per upstream,
+ * time receipt-to-delivery in a histogram, count token fetches and keep each token's expiry;
+ * compute the queue depth, the oldest message's age, upstream up/down and token expiry at
+ * scrape time from the sources given at creation.
+ * Never: uses prom-client's global default registry (two relays in one process, or two tests,
+ * must not share counters); puts message content, addresses or secrets in a label (labels are
+ * upstream names and rejection reason codes only, so cardinality stays bounded).
+ * Assumes: the sources are cheap enough to call on every scrape (the queue one may be async).
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const METRIC_PREFIX = 'smtp_sidecar_';
+
+type MaybePromise<T> = T | Promise<T>;
+
+export interface QueueSnapshot {
+  readonly depth: number;
+  readonly oldestAgeSeconds: number;
+}
+
+/** The slice of an upstream's health the metrics need (routing's UpstreamState fits). */
+export interface UpstreamUp {
+  readonly name: string;
+  readonly up: boolean;
+}
+
+/** The slice of a token status the metrics need (credentials' TokenStatus fits). */
+export interface TokenExpiry {
+  readonly upstream: string;
+  /** ISO 8601 expiry of the last token obtained */
+  readonly expiresAt: string | undefined;
+}
+
+/** Queue depth and oldest age from the queued messages' receipt times (ISO 8601), e.g. from Spool.list(). */
+export function summarizeQueue(receivedAt: readonly string[], nowMs: number): QueueSnapshot {
+  let oldestMs = Number.POSITIVE_INFINITY;
+  for (const at of receivedAt) {
+    const ms = Date.parse(at);
+    if (Number.isFinite(ms) && ms < oldestMs) oldestMs = ms;
+  }
+  const oldestAgeSeconds = Number.isFinite(oldestMs) ? Math.max(0, (nowMs - oldestMs) / 1000) : 0;
+  return { depth: receivedAt.length, oldestAgeSeconds };
+}
+
+export interface MetricsSources {
+  readonly queue?: () => MaybePromise<QueueSnapshot>;
+  readonly upstreams?: () => readonly UpstreamUp[];
+  readonly tokens?: () => readonly TokenExpiry[];
+}
+
+export interface RelayMetrics {
+  /** the registry to serve on /metrics (registry.metrics(), registry.contentType) */
+  readonly registry: Registry;
+  /** a message was spooled (intake's onReceived) */
+  received(sizeBytes: number): void;
+  /** a message was refused; `reason` is a short code such as E_ATTACHMENT_COUNT (intake's onRejected) */
+  rejected(reason: string): void;
+  /** recipients accepted by `relay`; latency is from receipt to this delivery (outcome's metrics hook) */
+  delivered(relay: string, recipients: number, latencySeconds: number): void;
+  deferred(relay: string, recipients: number): void;
+  failed(relay: string, recipients: number): void;
+  /** an OAuth2 token was obtained for `upstream`, valid until `expiresOnMs` (epoch ms) */
+  tokenFetched(upstream: string, expiresOnMs: number): void;
+}
+
+/** Receipt-to-delivery buckets: from an immediate relay (sub-second) to a day of retries. */
+const LATENCY_BUCKETS_SECONDS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
+
+export function createMetrics(sources: MetricsSources = {}): RelayMetrics {
+  const registry = new Registry();
+  const name = (suffix: string) => `${METRIC_PREFIX}${suffix}`;
+
+  const receivedMessages = new Counter({ name: name('messages_received_total'), help: 'Messages accepted and spooled.', registers: [registry] });
+  const receivedBytes = new Counter({ name: name('received_bytes_total'), help: 'Bytes of messages accepted and spooled.', registers: [registry] });
+  const rejectedMessages = new Counter({
+    name: name('messages_rejected_total'),
+    help: 'Messages refused at intake, by reason code.',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const deliveredRecipients = new Counter({
+    name: name('recipients_delivered_total'),
+    help: 'Recipients accepted by an upstream (or the outbox), by upstream.',
+    labelNames: ['upstream'],
+    registers: [registry],
+  });
+  const deferredRecipients = new Counter({
+    name: name('recipients_deferred_total'),
+    help: 'Recipients whose delivery attempt was deferred or failed over, by upstream.',
+    labelNames: ['upstream'],
+    registers: [registry],
+  });
+  const failedRecipients = new Counter({
+    name: name('recipients_failed_total'),
+    help: 'Recipients refused for good by an upstream, by upstream.',
+    labelNames: ['upstream'],
+    registers: [registry],
+  });
+  const deliveryLatency = new Histogram({
+    name: name('delivery_latency_seconds'),
+    help: 'Time from receipt (spooling) to delivery, by upstream.',
+    labelNames: ['upstream'],
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  const tokenFetches = new Counter({
+    name: name('token_fetches_total'),
+    help: 'OAuth2 access tokens obtained, by upstream.',
+    labelNames: ['upstream'],
+    registers: [registry],
+  });
+  // Set on every fetch; refreshed from the token status board at scrape time when one is given.
+  const expiryByUpstream = new Map<string, number>();
+  new Gauge({
+    name: name('token_expiry_timestamp_seconds'),
+    help: 'Expiry of the current OAuth2 access token (Unix epoch seconds), by upstream.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect() {
+      for (const token of sources.tokens?.() ?? []) {
+        if (token.expiresAt === undefined) continue;
+        const expiresOnMs = Date.parse(token.expiresAt);
+        if (Number.isFinite(expiresOnMs)) expiryByUpstream.set(token.upstream, expiresOnMs / 1000);
+      }
+      this.reset();
+      for (const [upstream, seconds] of expiryByUpstream) this.set({ upstream }, seconds);
+    },
+  });
+
+  if (sources.queue !== undefined) {
+    const queue = sources.queue;
+    let last: Promise<QueueSnapshot> | undefined;
+    // Both gauges read one snapshot per scrape: the first collect() starts it, the second reuses it.
+    const snapshot = (): Promise<QueueSnapshot> => {
+      if (last === undefined) {
+        last = Promise.resolve(queue()).finally(() => {
+          last = undefined;
+        });
+      }
+      return last;
+    };
+    new Gauge({
+      name: name('queue_depth'),
+      help: 'Messages waiting in the spool queue.',
+      registers: [registry],
+      async collect() {
+        this.set((await snapshot()).depth);
+      },
+    });
+    new Gauge({
+      name: name('queue_oldest_message_age_seconds'),
+      help: 'Age of the oldest message in the spool queue (0 when empty).',
+      registers: [registry],
+      async collect() {
+        this.set((await snapshot()).oldestAgeSeconds);
+      },
+    });
+  }
+  if (sources.upstreams !== undefined) {
+    const upstreams = sources.upstreams;
+    new Gauge({
+      name: name('upstream_up'),
+      help: 'Whether an upstream is usable (1) or marked down after a failure (0).',
+      labelNames: ['upstream'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of upstreams()) this.set({ upstream: u.name }, u.up ? 1 : 0);
+      },
+    });
+  }
+
+  const count = (recipients: number) => (Number.isFinite(recipients) && recipients > 0 ? recipients : 0);
+  return {
+    registry,
+    received(sizeBytes) {
+      receivedMessages.inc();
+      if (Number.isFinite(sizeBytes) && sizeBytes > 0) receivedBytes.inc(sizeBytes);
+    },
+    rejected(reason) {
+      rejectedMessages.inc({ reason });
+    },
+    delivered(relay, recipients, latencySeconds) {
+      deliveredRecipients.inc({ upstream: relay }, count(recipients));
+      deliveryLatency.observe({ upstream: relay }, Math.max(0, latencySeconds));
+    },
+    deferred(relay, recipients) {
+      deferredRecipients.inc({ upstream: relay }, count(recipients));
+    },
+    failed(relay, recipients) {
+      failedRecipients.inc({ upstream: relay }, count(recipients));
+    },
+    tokenFetched(upstream, expiresOnMs) {
+      tokenFetches.inc({ upstream });
+      expiryByUpstream.set(upstream, expiresOnMs / 1000);
+    },
+  };
+}

@@ -1,0 +1,300 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { Writable } from 'node:stream';
+import { ManualClock } from '../../../src/core/clock.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { createHttpServer, type AdminHandlers, type HttpServer, type HttpServerDeps } from '../../../src/ops/http.js';
+import { createMetrics } from '../../../src/ops/metrics.js';
+import { buildReadiness, createReadinessCheck } from '../../../src/ops/readiness.js';
+
+const servers: HttpServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+function memoryLogger(): { logger: pino.Logger; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+async function start(overrides: Partial<HttpServerDeps> = {}): Promise<{ base: string; lines: string[] }> {
+  const { logger, lines } = memoryLogger();
+  const server = createHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    logger,
+    metrics: createMetrics(),
+    readiness: async () => buildReadiness({ listening: true, spoolWritable: true, upstreams: [{ name: 'primary', up: true }] }),
+    version: '9.9.9-test',
+    ...overrides,
+  });
+  servers.push(server);
+  const address = await server.listen();
+  return { base: `http://127.0.0.1:${address.port}`, lines };
+}
+
+function recordingAdmin(): { admin: AdminHandlers; calls: string[] } {
+  const calls: string[] = [];
+  const known = new Set(['0mjv5q1c0k3f9x2a']);
+  return {
+    calls,
+    admin: {
+      async list() {
+        calls.push('list');
+        return [{ qid: '0mjv5q1c0k3f9x2a', attempts: 2 }];
+      },
+      async show(qid) {
+        calls.push(`show ${qid}`);
+        return known.has(qid) ? { qid, attempts: 2 } : undefined;
+      },
+      async retry(qid) {
+        calls.push(`retry ${qid}`);
+        return known.has(qid);
+      },
+      async retryAll() {
+        calls.push('retryAll');
+        return 7;
+      },
+      async remove(qid) {
+        calls.push(`remove ${qid}`);
+        return known.has(qid);
+      },
+    },
+  };
+}
+
+describe(createHttpServer.name, () => {
+  it('GET /healthz answers ok with the uptime and version', async () => {
+    const clock = new ManualClock();
+    const { base } = await start({ clock });
+    clock.advance(90_500);
+    const res = await fetch(`${base}/healthz`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    expect(await res.json()).toEqual({ status: 'ok', uptimeSeconds: 90, version: '9.9.9-test' });
+  });
+
+  it('GET /healthz reports the package version by default', async () => {
+    const { base } = await start({ version: undefined });
+    const body = (await (await fetch(`${base}/healthz`)).json()) as { version: string };
+    expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('GET /readyz answers 200 with the checks when ready', async () => {
+    const { base } = await start();
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { ready: boolean; checks: { upstreams: { up: string[] } } };
+    expect(body.ready).toBe(true);
+    expect(body.checks.upstreams.up).toEqual(['primary']);
+  });
+
+  it('GET /readyz answers 503 when the spool is not writable', async () => {
+    const readiness = createReadinessCheck({ isListening: () => true, probeSpoolWritable: async () => false, upstreams: () => [{ name: 'primary', up: true }] });
+    const { base } = await start({ readiness });
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ready: false, checks: { spool: { ok: false }, listener: { ok: true } } });
+  });
+
+  it('GET /readyz answers 503 when every upstream is down', async () => {
+    const readiness = createReadinessCheck({
+      isListening: () => true,
+      probeSpoolWritable: async () => true,
+      upstreams: () => [
+        { name: 'primary', up: false },
+        { name: 'secondary', up: false },
+      ],
+    });
+    const { base } = await start({ readiness });
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ready: false, checks: { upstreams: { ok: false, up: [], down: ['primary', 'secondary'] } } });
+  });
+
+  it('GET /metrics serves the Prometheus text with the values recorded', async () => {
+    const metrics = createMetrics({ queue: () => ({ depth: 5, oldestAgeSeconds: 120 }), upstreams: () => [{ name: 'primary', up: false }] });
+    metrics.received(2048);
+    metrics.rejected('E_MESSAGE_TOO_BIG');
+    metrics.delivered('primary', 2, 0.3);
+    metrics.deferred('primary', 1);
+    metrics.failed('primary', 1);
+    metrics.tokenFetched('primary', 1_800_000_000_000);
+    const { base } = await start({ metrics });
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe(metrics.registry.contentType);
+    const text = await res.text();
+    for (const line of [
+      'smtp_sidecar_messages_received_total 1',
+      'smtp_sidecar_received_bytes_total 2048',
+      'smtp_sidecar_messages_rejected_total{reason="E_MESSAGE_TOO_BIG"} 1',
+      'smtp_sidecar_recipients_delivered_total{upstream="primary"} 2',
+      'smtp_sidecar_recipients_deferred_total{upstream="primary"} 1',
+      'smtp_sidecar_recipients_failed_total{upstream="primary"} 1',
+      'smtp_sidecar_delivery_latency_seconds_count{upstream="primary"} 1',
+      'smtp_sidecar_token_fetches_total{upstream="primary"} 1',
+      'smtp_sidecar_token_expiry_timestamp_seconds{upstream="primary"} 1800000000',
+      'smtp_sidecar_queue_depth 5',
+      'smtp_sidecar_queue_oldest_message_age_seconds 120',
+      'smtp_sidecar_upstream_up{upstream="primary"} 0',
+    ]) {
+      expect(text.split('\n')).toContain(line);
+    }
+  });
+
+  it('GET /status serves the status object when given, 404 otherwise', async () => {
+    const withStatus = await start({ status: () => ({ upstreams: [{ name: 'primary', up: true }] }) });
+    expect(await (await fetch(`${withStatus.base}/status`)).json()).toEqual({ upstreams: [{ name: 'primary', up: true }] });
+    const without = await start();
+    expect((await fetch(`${without.base}/status`)).status).toBe(404);
+  });
+
+  it('answers 404 for unknown paths and 405 with Allow for a wrong method, as JSON', async () => {
+    const { base } = await start();
+    const missing = await fetch(`${base}/nope`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toHaveProperty('error');
+    const wrong = await fetch(`${base}/healthz`, { method: 'POST', body: 'x' });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('GET');
+    expect(await wrong.json()).toHaveProperty('error');
+  });
+
+  it('routes every admin call to its handler', async () => {
+    const { admin, calls } = recordingAdmin();
+    const { base } = await start({ admin });
+    const list = await fetch(`${base}/admin/queue`);
+    expect(list.status).toBe(200);
+    expect(await list.json()).toEqual({ messages: [{ qid: '0mjv5q1c0k3f9x2a', attempts: 2 }] });
+
+    const show = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a`);
+    expect(await show.json()).toEqual({ qid: '0mjv5q1c0k3f9x2a', attempts: 2 });
+    expect((await fetch(`${base}/admin/queue/unknown1`)).status).toBe(404);
+
+    const retry = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a/retry`, { method: 'POST' });
+    expect(retry.status).toBe(200);
+    expect(await retry.json()).toEqual({ retried: '0mjv5q1c0k3f9x2a' });
+    expect((await fetch(`${base}/admin/queue/unknown1/retry`, { method: 'POST' })).status).toBe(404);
+
+    const retryAll = await fetch(`${base}/admin/queue/retry-all`, { method: 'POST' });
+    expect(await retryAll.json()).toEqual({ retried: 7 });
+
+    const removed = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a`, { method: 'DELETE' });
+    expect(removed.status).toBe(200);
+    expect(await removed.json()).toEqual({ removed: '0mjv5q1c0k3f9x2a' });
+    expect((await fetch(`${base}/admin/queue/unknown1`, { method: 'DELETE' })).status).toBe(404);
+
+    expect(calls).toEqual([
+      'list',
+      'show 0mjv5q1c0k3f9x2a',
+      'show unknown1',
+      'retry 0mjv5q1c0k3f9x2a',
+      'retry unknown1',
+      'retryAll',
+      'remove 0mjv5q1c0k3f9x2a',
+      'remove unknown1',
+    ]);
+  });
+
+  it('refuses wrong methods, path-like queue ids and browser requests on the admin API', async () => {
+    const { admin, calls } = recordingAdmin();
+    const { base } = await start({ admin });
+    expect((await fetch(`${base}/admin/queue`, { method: 'DELETE' })).status).toBe(405);
+    expect((await fetch(`${base}/admin/queue/retry-all`)).status).toBe(405);
+    expect((await fetch(`${base}/admin/queue/..%2F..%2Fetc`)).status).toBe(400);
+    const browser = await fetch(`${base}/admin/queue/retry-all`, { method: 'POST', headers: { origin: 'http://evil.example' } });
+    expect(browser.status).toBe(403);
+    expect(calls).toEqual([]);
+  });
+
+  it('has no admin API when no handlers are given', async () => {
+    const { base } = await start();
+    expect((await fetch(`${base}/admin/queue`)).status).toBe(404);
+  });
+
+  it('answers 500 without details when a handler throws, and logs the error', async () => {
+    const { admin } = recordingAdmin();
+    const { base, lines } = await start({
+      admin: {
+        ...admin,
+        list: async () => {
+          throw new Error('disk on fire');
+        },
+      },
+    });
+    const res = await fetch(`${base}/admin/queue`);
+    expect(res.status).toBe(500);
+    expect(JSON.stringify(await res.json())).not.toContain('disk on fire');
+    expect(lines.join('')).toContain('disk on fire');
+  });
+
+  it('never reads or logs request bodies', async () => {
+    const { admin } = recordingAdmin();
+    const { base, lines } = await start({ admin });
+    const res = await fetch(`${base}/admin/queue/retry-all`, { method: 'POST', body: 'password=BODY-SECRET-1234' });
+    expect(res.status).toBe(200);
+    await fetch(`${base}/nope`, { method: 'POST', body: 'BODY-SECRET-1234' });
+    expect(lines.join('')).not.toContain('BODY-SECRET-1234');
+  });
+
+  it('serves no secret from a config anywhere (there is no config endpoint)', async () => {
+    const secrets = { pass: 'PASS-SECRET-5678', clientSecret: 'CLIENT-SECRET-9012' };
+    const config = parseConfig({
+      upstreams: [
+        { name: 'primary', host: 'smtp.example.invalid', auth: { type: 'oauth2', user: 'relay@example.com', tenantId: 't', clientId: 'c', clientSecret: secrets.clientSecret } },
+        { name: 'backup', host: 'smtp2.example.invalid', auth: { type: 'login', user: 'relay', pass: secrets.pass } },
+      ],
+    });
+    const names = config.upstreams.map((u) => u.name);
+    const metrics = createMetrics({ upstreams: () => names.map((name) => ({ name, up: true })) });
+    const { admin } = recordingAdmin();
+    const { base, lines } = await start({
+      metrics,
+      admin,
+      readiness: createReadinessCheck({ isListening: () => true, probeSpoolWritable: async () => true, upstreams: () => names.map((name) => ({ name, up: true })) }),
+      status: () => ({ upstreams: config.upstreams.map((u) => ({ name: u.name, host: u.host, auth: u.auth.type })) }),
+    });
+    const bodies: string[] = [];
+    for (const path of ['/healthz', '/readyz', '/metrics', '/status', '/admin/queue', '/config', '/admin/config', '/debug', '/admin/queue/0mjv5q1c0k3f9x2a']) {
+      const res = await fetch(`${base}${path}`);
+      if (path.includes('config') || path === '/debug') expect(res.status, path).toBe(404);
+      bodies.push(await res.text());
+    }
+    const served = bodies.join('\n') + lines.join('');
+    expect(served).toContain('primary');
+    expect(served).not.toContain(secrets.pass);
+    expect(served).not.toContain(secrets.clientSecret);
+  });
+
+  it('listens on ::1 too, and close() ends keep-alive connections', async () => {
+    const { logger } = memoryLogger();
+    const server = createHttpServer({
+      host: '::1',
+      port: 0,
+      logger,
+      metrics: createMetrics(),
+      readiness: async () => buildReadiness({ listening: true, spoolWritable: true, upstreams: [] }),
+    });
+    servers.push(server);
+    let address;
+    try {
+      address = await server.listen();
+    } catch (err) {
+      // a host without IPv6 loopback: nothing to check here
+      expect((err as NodeJS.ErrnoException).code).toMatch(/EADDRNOTAVAIL|EAFNOSUPPORT/);
+      return;
+    }
+    const res = await fetch(`http://[::1]:${address.port}/healthz`);
+    expect(res.status).toBe(200);
+    await res.text();
+    await server.close();
+    await expect(fetch(`http://[::1]:${address.port}/healthz`)).rejects.toThrow();
+  });
+});
