@@ -21,7 +21,7 @@ import type { RateLimiter } from '../routing/rate-limit.js';
 import { planRoutes, type RouteGroup } from '../routing/route.js';
 import type { UpstreamHealth } from '../routing/upstream-health.js';
 import { DueQueue } from '../spool/scheduler.js';
-import { classifyError, classifyRejection } from './classify.js';
+import { classifyError, classifyRejection, toErrorShape } from './classify.js';
 
 export interface DispatchDeps {
   readonly config: () => Config;
@@ -41,6 +41,12 @@ export interface DispatchDeps {
 
 interface Waiter {
   clientWaiting: boolean;
+  /**
+   * Set (synchronously) when the attempt starts recording its outcome with `clientWaiting`
+   * read: from then on the client's reply must come from that outcome, never "queued" (a
+   * message handed back to the client has left the spool; answering 250 would lose it).
+   */
+  settling: boolean;
   readonly neverQueue: boolean;
 }
 
@@ -95,7 +101,7 @@ export class Dispatcher implements DeliveryPort {
       this.pump();
       return { kind: 'queued' };
     }
-    const waiter: Waiter = { clientWaiting: true, neverQueue: options.neverQueue };
+    const waiter: Waiter = { clientWaiting: true, settling: false, neverQueue: options.neverQueue };
     const attempt = this.attempt(entry.meta, raw ?? { path: entry.emlPath }, waiter);
     const tracked = attempt.then(
       () => undefined,
@@ -112,6 +118,8 @@ export class Dispatcher implements DeliveryPort {
     const first = await Promise.race([attempt, timedOut]);
     clearTimeout(timer);
     if (first === 'timeout') {
+      // the outcome is already being recorded for a waiting client: its reply must match it
+      if (waiter.settling) return toFirstOutcome(await attempt);
       waiter.clientWaiting = false; // the client gets "queued"; whatever comes later is ours to keep
       return { kind: 'queued' };
     }
@@ -160,7 +168,7 @@ export class Dispatcher implements DeliveryPort {
       return;
     }
     if (entry === undefined) return; // removed meanwhile (delivered, deleted by an admin)
-    await this.attempt(entry.meta, { path: entry.emlPath }, { clientWaiting: false, neverQueue: false }).catch(() => undefined);
+    await this.attempt(entry.meta, { path: entry.emlPath }, { clientWaiting: false, settling: false, neverQueue: false }).catch(() => undefined);
   }
 
   /** One delivery attempt for every pending recipient of a message. Never throws for delivery failures. */
@@ -177,6 +185,10 @@ export class Dispatcher implements DeliveryPort {
         if (outcome.rateLimitedUntilMs !== undefined) notBeforeMs = Math.max(notBeforeMs ?? 0, outcome.rateLimitedUntilMs);
         if (outcome.tried) countsAsAttempt = true;
       }
+      // Nothing was sent and nothing waits for a rate slot: every upstream of some route was
+      // skipped (over its own limits, or no transport). That is a failed attempt too, so the
+      // backoff applies; otherwise the entry would be due again at once and spin in a loop.
+      if (!countsAsAttempt && notBeforeMs === undefined && groups.length > 0) countsAsAttempt = true;
     } catch (err) {
       // a bug or an unexpected fault: keep the message, retry later
       this.deps.logger.error({ qid: meta.qid, err }, 'dispatch.unexpected');
@@ -184,6 +196,7 @@ export class Dispatcher implements DeliveryPort {
       for (const rcpt of pending) if (!results.has(rcpt)) results.set(rcpt, deferred(undefined, `internal error: ${(err as Error).message}`));
     }
     try {
+      waiter.settling = true; // the same synchronous step as reading clientWaiting below
       const conclusion = await this.deps.recorder.finish(meta, results, {
         clientWaiting: waiter.clientWaiting,
         neverQueue: waiter.neverQueue,
@@ -250,8 +263,18 @@ export class Dispatcher implements DeliveryPort {
     const startedMs = this.deps.clock.now();
     const mailFrom = upstream?.from ?? meta.envelope.mailFrom;
     const body = upstream?.from !== undefined ? await overrideSender(raw, upstream.from) : raw;
-    const report = (recipientsTried: readonly string[], status: 'sent' | 'failover' | 'deferred' | 'bounced', dsn: string, response: string, health: { ok: boolean; reason?: string; markDown?: boolean }) =>
-      this.deps.recorder.tried({ meta, recipients: recipientsTried, relay: name, status, dsn, response, durationMs: this.deps.clock.now() - startedMs }, health);
+    const report = (
+      recipientsTried: readonly string[],
+      status: 'sent' | 'failover' | 'deferred' | 'bounced',
+      dsn: string,
+      response: string,
+      health: { ok: boolean; reason?: string; markDown?: boolean },
+      failure?: { errorCode: string | undefined; reason: string },
+    ) =>
+      this.deps.recorder.tried(
+        { meta, recipients: recipientsTried, relay: name, status, dsn, response, durationMs: this.deps.clock.now() - startedMs, ...(failure ?? {}) },
+        health,
+      );
     try {
       const info = await transport.send({
         qid: meta.qid,
@@ -281,14 +304,15 @@ export class Dispatcher implements DeliveryPort {
     } catch (err) {
       const decision = classifyError(err);
       const response = describeError(err);
+      const failure = { errorCode: toErrorShape(err).code, reason: decision.reason };
       const health = { ok: false, reason: decision.reason, markDown: decision.markDown };
       if (decision.action === 'final') {
-        report(recipients, 'bounced', decision.dsn, response, { ok: true });
+        report(recipients, 'bounced', decision.dsn, response, { ok: true }, failure);
         const code = (err as { responseCode?: number }).responseCode;
         for (const r of recipients) results.set(r, { status: 'failed', relay: name, response, dsn: decision.dsn, smtpCode: code });
         return { results, remaining: [], stop: true };
       }
-      report(recipients, decision.action === 'failover' ? 'failover' : 'deferred', decision.dsn, response, decision.action === 'failover' ? health : { ok: true });
+      report(recipients, decision.action === 'failover' ? 'failover' : 'deferred', decision.dsn, response, decision.action === 'failover' ? health : { ok: true }, failure);
       const last = deferred(name, `${name}: ${response}`, decision.dsn);
       return { results, remaining: [...recipients], last, stop: decision.action === 'retry' };
     }

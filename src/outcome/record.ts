@@ -30,6 +30,9 @@ export interface TryReport {
   readonly dsn: string;
   readonly response: string;
   readonly durationMs: number;
+  /** for a failed try: the error code (nodemailer's, e.g. EAUTH, ESOCKET) and what it means for the admin */
+  readonly errorCode?: string | undefined;
+  readonly reason?: string | undefined;
 }
 
 export type AttemptConclusion =
@@ -75,6 +78,8 @@ export class OutcomeRecorder {
           attempt: report.meta.attempts + 1,
           delayMs,
           durationMs: report.durationMs,
+          ...(report.errorCode !== undefined ? { errorCode: report.errorCode } : {}),
+          ...(report.reason !== undefined ? { reason: report.reason } : {}),
           dsn: report.dsn,
           status: report.status,
           response: report.response,
