@@ -16,12 +16,14 @@ import { TokenStatusBoard } from './delivery/credentials/token-status.js';
 import { Dispatcher } from './delivery/dispatch.js';
 import { createOutboxTransport } from './delivery/outbox.js';
 import { createSmtpTransport } from './delivery/transport.js';
+import { listenExposureWarnings } from './intake/exposure.js';
 import { createReceiver } from './intake/receive.js';
 import { createSmtpListener, type SmtpListener } from './intake/smtp-listener.js';
 import { createHttpServer } from './ops/http.js';
 import { createLogger } from './ops/logger.js';
 import { createMetrics, summarizeQueue, type RelayMetrics } from './ops/metrics.js';
 import { createReadinessCheck } from './ops/readiness.js';
+import { SpoolAdmin } from './ops/spool-admin.js';
 import { OutcomeRecorder } from './outcome/record.js';
 import { RateLimiter } from './routing/rate-limit.js';
 import { UpstreamHealth } from './routing/upstream-health.js';
@@ -87,9 +89,6 @@ export function buildAllowList(cidrs: readonly string[]): (address: string) => b
   };
 }
 
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
 
 export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   let current: Config = initial;
@@ -167,6 +166,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     upstreams: () => health.snapshot(upstreamOrder()),
     tokens: () => tokens.snapshot(),
   });
+  const spoolAdmin = new SpoolAdmin({ spool, clock, onRetry: (qid) => dispatcher.retryNow(qid), onRemove: (qid) => dispatcher.forget(qid) });
   const http = initial.http.enabled
     ? createHttpServer({
         host: initial.http.host,
@@ -176,6 +176,13 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         readiness,
         clock,
         status: () => ({ upstreams: health.snapshot(upstreamOrder()), tokens: tokens.snapshot() }),
+        admin: {
+          list: () => spoolAdmin.list(),
+          show: (qid) => spoolAdmin.show(qid),
+          retry: async (qid) => (await spoolAdmin.retry(qid)) !== undefined,
+          retryAll: async () => (await spoolAdmin.retryAll()).length,
+          remove: (qid) => spoolAdmin.remove(qid),
+        },
       })
     : undefined;
 
@@ -198,8 +205,8 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       for (const u of cfg.upstreams) {
         if (!u.tls.rejectUnauthorized) logger.warn({ upstream: u.name }, 'tls.rejectUnauthorized is false: the upstream certificate is NOT verified');
       }
-      if (!isLoopbackHost(cfg.listen.host) && cfg.listen.allowedClients.every((c) => c.startsWith('127.') || c.startsWith('::1'))) {
-        logger.warn({ host: cfg.listen.host }, 'listening on a non-loopback address while listen.allowedClients only allows loopback: other hosts will be refused (554)');
+      for (const warning of listenExposureWarnings(cfg.listen.host, cfg.listen.allowedClients)) {
+        logger.warn({ host: cfg.listen.host, kind: warning.kind }, warning.message);
       }
       const recovered = await spool.recover();
       logger.info({ spoolDir: spool.dir, queued: recovered.entries.length, removedTmp: recovered.removedTmp, quarantined: recovered.quarantined }, 'spool.recovered');

@@ -4,8 +4,11 @@ import { parseArgs } from 'node:util';
 import { ENCRYPT_HELP, encryptCommand } from './cli/encrypt.js';
 import { EXIT } from './cli/exit-codes.js';
 import { processIo } from './cli/io.js';
+import { QUEUE_HELP, queueCommand } from './cli/queue.js';
+import { SEND_TEST_HELP, sendTestCommand } from './cli/send-test.js';
 import { START_HELP, startCommand } from './cli/start.js';
 import { VALIDATE_HELP, validateCommand } from './cli/validate.js';
+import { connectCheck } from './cli/validate-connect.js';
 
 const HELP = `Usage: smtp-sidecar <command> [options]
 
@@ -13,6 +16,8 @@ Commands:
   start      run the relay
   validate   check a config file (and with --connect, each upstream)
   encrypt    encrypt a secret from stdin for the config file (enc:...)
+  send-test  send a test message through the upstreams (or --via a running relay)
+  queue      list | show QID | retry QID | retry --all | delete QID
 
 Run "smtp-sidecar <command> --help" for the options of a command.
 Exit codes: 0 success, 1 runtime failure, 2 usage error or invalid config.
@@ -29,23 +34,35 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c', default: 'config.json' },
         connect: { type: 'boolean', default: false },
         pretty: { type: 'boolean', default: false },
+        to: { type: 'string' },
+        from: { type: 'string' },
+        upstream: { type: 'string' },
+        via: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        all: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
-      allowPositionals: false,
+      allowPositionals: command === 'queue',
       strict: true,
     });
   } catch (err) {
     io.stderr(`smtp-sidecar: ${(err as Error).message}\n\n${HELP}`);
     return EXIT.USAGE_OR_CONFIG;
   }
-  const { values } = parsed;
+  const { values, positionals } = parsed;
   switch (command) {
     case 'start':
       if (values.help) return io.stdout(START_HELP), EXIT.OK;
       return startCommand({ config: values.config, pretty: values.pretty }, io);
     case 'validate':
       if (values.help) return io.stdout(VALIDATE_HELP), EXIT.OK;
-      return validateCommand({ config: values.config, connect: values.connect }, io);
+      return validateCommand({ config: values.config, connect: values.connect }, io, connectCheck());
+    case 'send-test':
+      if (values.help) return io.stdout(SEND_TEST_HELP), EXIT.OK;
+      return sendTestCommand({ config: values.config, to: values.to, from: values.from, upstream: values.upstream, via: values.via }, io);
+    case 'queue':
+      if (values.help) return io.stdout(QUEUE_HELP), EXIT.OK;
+      return queueCommand({ config: values.config, args: positionals, json: values.json, all: values.all }, io);
     case 'encrypt':
       if (values.help) return io.stdout(ENCRYPT_HELP), EXIT.OK;
       return encryptCommand(io);

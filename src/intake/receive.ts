@@ -73,6 +73,10 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       header.end();
       facts.input.end();
     } catch (err) {
+      // Stop consuming but keep the data flowing to its end: the client gets its reply only
+      // once smtp-server has read the whole DATA (a stalled stream would hang the session).
+      stream.unpipe(lineEndings);
+      stream.resume();
       facts.input.destroy();
       await body.discard();
       if (isRelayError(err)) throw rejected(err.code, err);
@@ -176,6 +180,7 @@ class BodyCollector {
   private chunks: Buffer[] = [];
   private length = 0;
   private spill: WriteStream | undefined;
+  private spillError: Error | undefined;
 
   constructor(
     private readonly spillPath: string,
@@ -187,21 +192,52 @@ class BodyCollector {
     if (this.spill === undefined) {
       this.chunks.push(chunk);
       if (this.length <= this.thresholdBytes) return;
-      this.spill = createWriteStream(this.spillPath, { flags: 'wx' });
+      const spill = createWriteStream(this.spillPath, { flags: 'wx' });
+      // A full or unwritable disk must become a 452, never an unhandled 'error' (a crash).
+      spill.on('error', (err) => {
+        this.spillError ??= err;
+      });
+      this.spill = spill;
       const pending = this.chunks;
       this.chunks = [];
-      for (const c of pending) if (!this.spill.write(c)) await once(this.spill, 'drain');
+      for (const c of pending) await this.write(spill, c);
       return;
     }
-    if (!this.spill.write(chunk)) await once(this.spill, 'drain');
+    await this.write(this.spill, chunk);
+  }
+
+  private async write(spill: WriteStream, chunk: Buffer): Promise<void> {
+    this.throwIfFailed();
+    if (!spill.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          spill.off('drain', done);
+          spill.off('error', done);
+          spill.off('close', done);
+          resolve();
+        };
+        spill.on('drain', done);
+        spill.on('error', done);
+        spill.on('close', done);
+      });
+    }
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.spillError !== undefined) throw new RelayError('E_SPOOL_WRITE', { cause: this.spillError });
   }
 
   async finish(): Promise<BodySource> {
     if (this.spill === undefined) return { kind: 'memory', chunks: this.chunks, length: this.length };
     const spill = this.spill;
+    this.throwIfFailed();
     await new Promise<void>((resolve, reject) => {
+      if (spill.closed) return reject(this.spillError ?? new Error('spill file closed early'));
       spill.once('error', reject);
       spill.end(() => resolve());
+    }).catch((err: unknown) => {
+      throw new RelayError('E_SPOOL_WRITE', { cause: err });
     });
     return { kind: 'file', path: this.spillPath, length: this.length };
   }

@@ -10,11 +10,13 @@
  * automatic codes stay off so our texts are not double-prefixed; its built-in syntax errors,
  * such as "501 Error: Bad recipient address syntax", therefore carry none).
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { isRelayError, RelayError, toSmtpError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { guardSlowLines } from './slow-line-guard.js';
 import type { Envelope } from '../core/types.js';
 import type { ListenConfig } from '../config/schema.js';
 
@@ -42,17 +44,24 @@ export interface SmtpListener {
 }
 
 const ADDRESS_WITH_DOMAIN = /^[^@\s]+@[^@\s]+$/;
+/** C0 controls (CR, LF, NUL, ...) and DEL: never part of an address we pass on (header/command injection). */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** Whether an envelope address may be accepted: user@domain, no whitespace, no control characters. */
+export function isAcceptableEnvelopeAddress(address: string): boolean {
+  return ADDRESS_WITH_DOMAIN.test(address) && !CONTROL_CHARS.test(address);
+}
 
 export function listenErrorMessage(err: NodeJS.ErrnoException, host: string, port: number): string {
   if (err.code === 'EACCES') {
-    return `cannot listen on ${host}:${port}: permission denied. Ports below 1024 need privileges: run with CAP_NET_BIND_SERVICE (e.g. \`setcap cap_net_bind_service=+ep $(command -v node)\`, or the Docker image), or choose another port with listen.port`;
+    return `cannot listen on ${host}:${port}: permission denied. Ports below 1024 need privileges: run with CAP_NET_BIND_SERVICE (e.g. \`setcap cap_net_bind_service=+ep $(command -v node)\`; in Docker the image allows it via net.ipv4.ip_unprivileged_port_start=0), or choose another port with listen.port`;
   }
   if (err.code === 'EADDRINUSE') return `cannot listen on ${host}:${port}: the port is already in use by another process; stop it or choose another listen.port`;
   if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${host}:${port}: no such local address; check listen.host`;
   return `cannot listen on ${host}:${port}: ${err.message}`;
 }
 
-export function createSmtpListener(config: ListenConfig, handlers: IntakeHandlers, logger: Logger): SmtpListener {
+export function createSmtpListener(config: ListenConfig, handlers: IntakeHandlers, logger: Logger, clock: Clock = systemClock): SmtpListener {
   const maxBytes = Math.floor(config.maxMessageSizeMB * 1024 * 1024);
   let bound = false;
 
@@ -79,14 +88,14 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
     },
 
     onMailFrom(address, _session, callback) {
-      if (address.address !== '' && !ADDRESS_WITH_DOMAIN.test(address.address)) {
+      if (address.address !== '' && !isAcceptableEnvelopeAddress(address.address)) {
         return callback(toSmtpError(new RelayError('E_BAD_ADDRESS', { detail: 'Bad sender address syntax; use user@domain' })));
       }
       callback();
     },
 
     onRcptTo(address, session, callback) {
-      if (!ADDRESS_WITH_DOMAIN.test(address.address)) {
+      if (!isAcceptableEnvelopeAddress(address.address)) {
         return callback(toSmtpError(new RelayError('E_BAD_ADDRESS', { detail: 'Bad recipient address syntax; use user@domain' })));
       }
       const already = session.envelope.rcptTo.some((r) => r.address.toLowerCase() === address.address.toLowerCase());
@@ -115,6 +124,17 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
 
   // One broken socket (a TLS client on the plain port, a reset) must never crash the process.
   server.on('error', (err: Error) => logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'intake.socket-error'));
+
+  // A client that trickles a line byte by byte keeps the idle timer happy: cut it off when one
+  // line takes longer than the idle timeout itself (its slot is freed for real clients).
+  const lineLimitMs = config.socketTimeoutSeconds * 1000;
+  server.server.on('connection', (socket: Socket) => {
+    guardSlowLines(socket, lineLimitMs, clock, () => {
+      logger.warn({ client: socket.remoteAddress, reason: 'a line took longer than listen.socketTimeoutSeconds' }, 'intake.slow-client');
+      socket.end('421 4.4.2 Line too slow; closing connection\r\n');
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+  });
 
   return {
     get openConnections() {
@@ -165,13 +185,17 @@ function toIntakeSession(session: SMTPServerSession): IntakeSession {
  * Passes the message through until it grows past the size limit; then fails the copy with
  * E_MESSAGE_TOO_BIG while the original keeps draining (smtp-server replies after its end).
  * A client that disconnects mid-DATA destroys the original: the copy is destroyed too, so the
- * conductor never spools a half message.
+ * conductor never spools a half message. A consumer that stops reading early (it destroys the
+ * copy) never stalls the original: the rest is drained so the reply can be sent.
  */
 function guardSize(stream: SMTPServerDataStream, maxBytes: number): Readable {
   const copy = new PassThrough();
   let failed = false;
+  // If the consumer gives up early (a 452 decided mid-stream), keep draining the original:
+  // smtp-server sends the reply only after the client's end of data has been read.
+  copy.on('close', () => stream.resume());
   stream.on('data', (chunk: Buffer) => {
-    if (failed) return;
+    if (failed || copy.destroyed) return;
     if (stream.sizeExceeded || stream.byteLength > maxBytes) {
       failed = true;
       copy.destroy(new RelayError('E_MESSAGE_TOO_BIG', { detail: `Message exceeds the fixed maximum message size of ${maxBytes} bytes` }));

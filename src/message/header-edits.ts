@@ -10,7 +10,8 @@
  *   (it throws: policies build the values, so that is a bug, not input).
  * Assumes: `header` is exactly what HeaderBlockReader.header returns; values are final
  *   field bodies (already RFC 2047-encoded where needed). Edits that add a field put it at
- *   the top, so a later add appears above an earlier one (like trace fields).
+ *   the top, so a later add appears above an earlier one (like trace fields); below an orphan
+ *   continuation line that opens a broken header block, so it never becomes part of it.
  */
 import { RelayError } from '../core/errors.js';
 import type { HeaderEdit } from '../core/types.js';
@@ -103,6 +104,18 @@ function findFoldPoint(line: string, minIndex: number): number {
   return -1;
 }
 
+/**
+ * Puts a new field at the top. A header block that starts with whitespace (an orphan
+ * continuation line, hostile or broken input) keeps that line first: a field put above it
+ * would adopt it as its own continuation (`From: x@y` + ` evil@x` = a second address).
+ */
+function prepend(fields: readonly HeaderField[], field: HeaderField): HeaderField[] {
+  const first = fields[0];
+  if (first === undefined || (first.bytes[0] !== SP && first.bytes[0] !== HTAB)) return [field, ...fields];
+  const orphan = first.bytes[first.bytes.length - 1] === LF ? first : { key: first.key, bytes: Buffer.concat([first.bytes, Buffer.from('\r\n')]) };
+  return [orphan, field, ...fields.slice(1)];
+}
+
 export function applyHeaderEdits(header: Buffer, edits: readonly HeaderEdit[]): Buffer {
   if (edits.length === 0) return header;
   let fields = splitFields(header);
@@ -113,20 +126,20 @@ export function applyHeaderEdits(header: Buffer, edits: readonly HeaderEdit[]): 
         const field: HeaderField = { key, bytes: Buffer.from(formatHeaderField(edit.name, edit.value), 'utf8') };
         const first = fields.findIndex((f) => f.key === key);
         if (first < 0) {
-          fields = [field, ...fields];
+          fields = prepend(fields, field);
         } else {
           fields = fields.flatMap((f, i) => (i === first ? [field] : f.key === key ? [] : [f]));
         }
         break;
       }
       case 'add':
-        fields = [{ key, bytes: Buffer.from(formatHeaderField(edit.name, edit.value), 'utf8') }, ...fields];
+        fields = prepend(fields, { key, bytes: Buffer.from(formatHeaderField(edit.name, edit.value), 'utf8') });
         break;
       case 'setIfAbsent':
         // format (and so validate) even when absent-check fails: a bad value is a bug either way
         {
           const bytes = Buffer.from(formatHeaderField(edit.name, edit.value), 'utf8');
-          if (!fields.some((f) => f.key === key)) fields = [{ key, bytes }, ...fields];
+          if (!fields.some((f) => f.key === key)) fields = prepend(fields, { key, bytes });
         }
         break;
       case 'remove':

@@ -23,19 +23,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../core/ports.js';
+import type { SpoolMeta } from '../core/types.js';
+import type { QueueRow } from './spool-admin.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ReadinessReport } from './readiness.js';
-
-/** One queued message as the admin API lists it (the lead's handlers build it from SpoolMeta). */
-export interface QueueRow {
-  readonly qid: string;
-  readonly [field: string]: unknown;
-}
 
 export interface AdminHandlers {
   list(): Promise<readonly QueueRow[]>;
   /** undefined when there is no such message (404) */
-  show(qid: string): Promise<QueueRow | undefined>;
+  show(qid: string): Promise<SpoolMeta | undefined>;
   /** false when there is no such message (404) */
   retry(qid: string): Promise<boolean>;
   /** how many messages were scheduled for an immediate retry */

@@ -54,6 +54,8 @@ type Json = Record<string, unknown>;
 export interface TestRelay {
   readonly app: App;
   readonly port: number;
+  /** the HTTP port when http.enabled was set in the overrides */
+  readonly httpPort: number | undefined;
   readonly config: Config;
   readonly dir: string;
   readonly spoolDir: string;
@@ -90,10 +92,11 @@ export async function startRelay(extra: Json = {}, overrides: Omit<AppOverrides,
   const logs = captureLogs();
   const logger = createLogger({ level: 'debug', destination: logs });
   const app = createApp(config, { ...overrides, logger });
-  const { smtpPort } = await app.start();
+  const { smtpPort, httpPort } = await app.start();
   return {
     app,
     port: smtpPort,
+    httpPort,
     config,
     dir,
     spoolDir: config.delivery.spoolDir,

@@ -1,3 +1,5 @@
+import type { SpoolMeta } from '../../../src/core/types.js';
+import type { QueueRow } from '../../../src/ops/spool-admin.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Writable } from 'node:stream';
@@ -39,6 +41,30 @@ async function start(overrides: Partial<HttpServerDeps> = {}): Promise<{ base: s
   return { base: `http://127.0.0.1:${address.port}`, lines };
 }
 
+const ROW: QueueRow = {
+  qid: '0mjv5q1c0k3f9x2a',
+  receivedAt: '2026-01-01T00:00:00.000Z',
+  sender: 'a@legacy.test',
+  pendingRecipients: ['b@dest.test'],
+  recipientCount: 1,
+  attempts: 2,
+  nextAttemptAt: '2026-01-01T00:01:00.000Z',
+  lastError: undefined,
+  sizeBytes: 100,
+};
+const META: SpoolMeta = {
+  version: 1,
+  qid: ROW.qid,
+  envelope: { mailFrom: 'a@legacy.test', rcptTo: ['b@dest.test'] },
+  client: { address: '127.0.0.1' },
+  receivedAt: ROW.receivedAt,
+  sizeBytes: 100,
+  facts: { from: 'a@legacy.test', subject: undefined, messageId: undefined, attachments: 0, attachmentsBytes: 0 },
+  recipients: [{ address: 'b@dest.test', status: 'pending' }],
+  attempts: 2,
+  nextAttemptAt: ROW.nextAttemptAt,
+};
+
 function recordingAdmin(): { admin: AdminHandlers; calls: string[] } {
   const calls: string[] = [];
   const known = new Set(['0mjv5q1c0k3f9x2a']);
@@ -47,11 +73,11 @@ function recordingAdmin(): { admin: AdminHandlers; calls: string[] } {
     admin: {
       async list() {
         calls.push('list');
-        return [{ qid: '0mjv5q1c0k3f9x2a', attempts: 2 }];
+        return [ROW];
       },
       async show(qid) {
         calls.push(`show ${qid}`);
-        return known.has(qid) ? { qid, attempts: 2 } : undefined;
+        return known.has(qid) ? { ...META, qid } : undefined;
       },
       async retry(qid) {
         calls.push(`retry ${qid}`);
@@ -172,10 +198,10 @@ describe(createHttpServer.name, () => {
     const { base } = await start({ admin });
     const list = await fetch(`${base}/admin/queue`);
     expect(list.status).toBe(200);
-    expect(await list.json()).toEqual({ messages: [{ qid: '0mjv5q1c0k3f9x2a', attempts: 2 }] });
+    expect(await list.json()).toEqual({ messages: [ROW] });
 
     const show = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a`);
-    expect(await show.json()).toEqual({ qid: '0mjv5q1c0k3f9x2a', attempts: 2 });
+    expect(await show.json()).toEqual(META);
     expect((await fetch(`${base}/admin/queue/unknown1`)).status).toBe(404);
 
     const retry = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a/retry`, { method: 'POST' });

@@ -145,7 +145,14 @@ describe('header edit properties', () => {
         const header = Buffer.from(bytes);
         expect(applyHeaderEdits(header, [{ op: 'remove', name: 'X-Absent-Zz' }]).equals(header)).toBe(true);
         const added = applyHeaderEdits(header, [{ op: 'add', name: 'X-New', value: 'v' }]);
-        expect(added.equals(Buffer.concat([Buffer.from('X-New: v\r\n'), header]))).toBe(true);
+        if (header[0] === 0x20 || header[0] === 0x09) {
+          // a block that opens with an orphan continuation line: the new field goes below it,
+          // so the orphan can never become part of (and inject into) the new field
+          expect(added.includes(Buffer.from('X-New: v\r\n'))).toBe(true);
+          expect(added.indexOf('X-New: v\r\n')).toBeGreaterThan(0);
+        } else {
+          expect(added.equals(Buffer.concat([Buffer.from('X-New: v\r\n'), header]))).toBe(true);
+        }
       }),
       { seed: 11, numRuns: 300 },
     );

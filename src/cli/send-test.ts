@@ -1,0 +1,334 @@
+/**
+ * `smtp-sidecar send-test --to ADDR [--from ADDR] [--upstream NAME] [--via HOST:PORT] [--config F]`
+ *
+ * Does: build a small test message ("smtp-sidecar test message", the date, this host's name) and
+ *   either
+ *   - (--via) submit it over SMTP to a running relay exactly as a legacy app would, and print the
+ *     relay's reply (which names the qid); or
+ *   - (default) put it through the relay's own stages in-process: facts parser → policies →
+ *     header edits → routing (or the one --upstream) → the real upstream transport (same options,
+ *     credentials and OAuth2 tokens as the relay), failing over like the dispatcher does, and
+ *     print each upstream's answer or its failure with the classification (failover / retry /
+ *     final, DSN, reason). Without any upstream configured it writes to the outbox directory.
+ * Never: touch the relay's spool (direct mode sends synchronously and keeps nothing); print a
+ *   password or token (the transport scrubs its errors; tokens are never printed); accept an
+ *   address with CR/LF or spaces (it goes into headers).
+ * Assumes: the config is valid; the message is tiny (built in memory).
+ * Exit codes: 0 delivered (every recipient accepted), 1 refused or failed, 2 usage or config error.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { INetworkModule } from '@azure/msal-node';
+import nodemailer from 'nodemailer';
+import pino from 'pino';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config, UpstreamConfig } from '../config/schema.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Logger, OutgoingMessage, UpstreamTransport } from '../core/ports.js';
+import type { Envelope } from '../core/types.js';
+import { classifyError, classifyRejection } from '../delivery/classify.js';
+import { createOAuth2TokenSource, type OAuth2TokenSource } from '../delivery/credentials/oauth2.js';
+import { TokenCache } from '../delivery/credentials/token-cache.js';
+import { TokenStatusBoard } from '../delivery/credentials/token-status.js';
+import { describeError } from '../delivery/dispatch.js';
+import { createOutboxTransport } from '../delivery/outbox.js';
+import { createSmtpTransport } from '../delivery/transport.js';
+import { applyHeaderEdits } from '../message/header-edits.js';
+import { createFactsParser } from '../message/parse.js';
+import { headerBlockEnd, overrideSender } from '../message/sender-override.js';
+import { formatRfc5322Date } from '../policies/date-message-id.js';
+import { runPolicies } from '../policies/index.js';
+import { planRoutes } from '../routing/route.js';
+import { makeQid } from '../spool/qid.js';
+import { EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const SEND_TEST_HELP = `Usage: smtp-sidecar send-test --to ADDR [--from ADDR] [--upstream NAME] [--config FILE]
+       smtp-sidecar send-test --to ADDR [--from ADDR] --via HOST:PORT
+
+Sends a short test message ("smtp-sidecar test message").
+
+Without --via it runs the relay's own pipeline in this process (policies, routing, the upstream
+transports with their credentials and failover) and prints each upstream's answer, or the failure
+and how the relay would treat it (failover, retry later, or final). --upstream NAME sends through
+that upstream only. Nothing is spooled: the running relay is not involved.
+
+With --via HOST:PORT it submits the message over SMTP to a running relay, as an application
+would, and prints the relay's reply (with the queue id).
+
+Options:
+  --to ADDR          recipient (required)
+  --from ADDR        envelope and header sender (default: message.globalFrom, else smtp-sidecar@<host>)
+  --upstream NAME    only this upstream (not with --via)
+  --via HOST:PORT    a running relay's SMTP address, e.g. 127.0.0.1:25
+  --config FILE      config file (default: ./config.json; not read with --via)
+
+Exit codes: 0 delivered/accepted, 1 refused or failed, 2 usage error or invalid config.
+`;
+
+export interface SendTestOptions {
+  readonly config: string;
+  readonly to?: string | undefined;
+  readonly from?: string | undefined;
+  readonly upstream?: string | undefined;
+  readonly via?: string | undefined;
+}
+
+export interface SendTestDeps {
+  readonly clock?: Clock;
+  /** this machine's name, for the message text and the default sender */
+  readonly hostname?: string;
+  /** msal network client for oauth2 upstreams (tests); the CLI passes none */
+  readonly tokenNetworkClient?: INetworkModule;
+}
+
+/** One mailbox, no display name, nothing that could end a header or an SMTP command. */
+const PLAIN_ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/;
+
+export function buildTestMessage(input: { readonly from: string; readonly to: string; readonly now: Date; readonly hostname: string }): Buffer {
+  return Buffer.from(
+    [
+      `From: smtp-sidecar <${input.from}>`,
+      `To: <${input.to}>`,
+      'Subject: smtp-sidecar test message',
+      `Date: ${formatRfc5322Date(input.now)}`,
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: 7bit',
+      '',
+      'This is a test message sent by "smtp-sidecar send-test".',
+      '',
+      `Sent at: ${input.now.toISOString()}`,
+      `From host: ${input.hostname}`,
+      '',
+    ].join('\r\n'),
+    'utf8',
+  );
+}
+
+function parseVia(via: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(via);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host, port };
+}
+
+export async function sendTestCommand(options: SendTestOptions, io: CliIo, deps: SendTestDeps = {}): Promise<number> {
+  const usage = (problem: string): number => {
+    io.stderr(`smtp-sidecar send-test: ${problem}\n\n${SEND_TEST_HELP}`);
+    return EXIT.USAGE_OR_CONFIG;
+  };
+  if (options.to === undefined || options.to === '') return usage('--to ADDR is required');
+  if (!PLAIN_ADDRESS.test(options.to)) return usage(`--to "${options.to}" is not a plain address like user@example.com`);
+  if (options.from !== undefined && !PLAIN_ADDRESS.test(options.from)) return usage(`--from "${options.from}" is not a plain address like user@example.com`);
+  const clock = deps.clock ?? systemClock;
+  const hostname = deps.hostname ?? osHostname();
+
+  if (options.via !== undefined) {
+    if (options.upstream !== undefined) return usage('--upstream cannot be combined with --via (the relay picks its upstream)');
+    const target = parseVia(options.via);
+    if (target === undefined) return usage(`--via "${options.via}" is not HOST:PORT`);
+    const from = options.from ?? `smtp-sidecar@${hostname}`;
+    return submitToRelay(target, { from, to: options.to }, buildTestMessage({ from, to: options.to, now: new Date(clock.now()), hostname }), hostname, io);
+  }
+
+  let config: Config;
+  try {
+    config = loadConfig(options.config, { env: io.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr(`smtp-sidecar: ${options.config} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+      return EXIT.USAGE_OR_CONFIG;
+    }
+    throw err;
+  }
+  if (options.upstream !== undefined && !config.upstreams.some((u) => u.name === options.upstream)) {
+    const known = config.upstreams.map((u) => u.name).join(', ') || 'none';
+    return usage(`no upstream named "${options.upstream}" (configured: ${known})`);
+  }
+  const from = options.from ?? config.message.globalFrom ?? `smtp-sidecar@${hostname}`;
+  const raw = buildTestMessage({ from, to: options.to, now: new Date(clock.now()), hostname });
+  return sendInProcess(config, { from, to: options.to }, raw, options.upstream, io, clock, deps);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --via: a running relay
+
+async function submitToRelay(
+  target: { host: string; port: number },
+  envelope: { from: string; to: string },
+  raw: Buffer,
+  hostname: string,
+  io: CliIo,
+): Promise<number> {
+  const transporter = nodemailer.createTransport({
+    host: target.host,
+    port: target.port,
+    secure: false,
+    // the relay listens for plain SMTP from local apps; do what such an app does
+    ignoreTLS: true,
+    name: hostname.includes('.') ? hostname : 'localhost',
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 120_000, // the relay may hold the DATA reply for delivery.waitSeconds
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  });
+  try {
+    const info = await transporter.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw });
+    io.stdout(`relay ${target.host}:${target.port} accepted the message: ${String(info.response)}\n`);
+    return EXIT.OK;
+  } catch (err) {
+    io.stdout(`relay ${target.host}:${target.port} refused the message: ${describeError(err)}\n`);
+    return EXIT.FAILURE;
+  } finally {
+    transporter.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// in-process: policies, routing, the real upstream transports
+
+interface Delivery {
+  readonly transports: Map<string, UpstreamTransport>;
+  readonly tokenSources: OAuth2TokenSource[];
+}
+
+function buildTransport(upstream: UpstreamConfig, config: Config, delivery: Delivery, logger: Logger, clock: Clock, deps: SendTestDeps): UpstreamTransport {
+  const existing = delivery.transports.get(upstream.name);
+  if (existing !== undefined) return existing;
+  let credentials: OAuth2TokenSource | undefined;
+  if (upstream.auth.type === 'oauth2') {
+    credentials = createOAuth2TokenSource(upstream.name, upstream.auth, {
+      cache: new TokenCache({ clock }),
+      clock,
+      logger,
+      status: new TokenStatusBoard(),
+      ...(upstream.proxy === undefined ? {} : { proxy: upstream.proxy }),
+      ...(deps.tokenNetworkClient === undefined ? {} : { networkClient: deps.tokenNetworkClient }),
+    });
+    delivery.tokenSources.push(credentials);
+  }
+  const transport = createSmtpTransport(upstream, {
+    logger,
+    defaultHostname: config.listen.hostname,
+    trace: 'off',
+    ...(credentials === undefined ? {} : { credentials }),
+  });
+  delivery.transports.set(upstream.name, transport);
+  return transport;
+}
+
+async function sendInProcess(
+  config: Config,
+  addresses: { from: string; to: string },
+  raw: Buffer,
+  onlyUpstream: string | undefined,
+  io: CliIo,
+  clock: Clock,
+  deps: SendTestDeps,
+): Promise<number> {
+  const qid = makeQid(clock.now());
+  const parser = createFactsParser();
+  parser.input.end(raw);
+  const facts = await parser.facts;
+  const outcome = runPolicies({
+    envelope: { mailFrom: addresses.from, rcptTo: [addresses.to] },
+    facts,
+    message: config.message,
+    limits: config.limits,
+    hostname: config.listen.hostname,
+    now: new Date(clock.now()),
+    newMessageIdLocalPart: () => `${qid}.${randomBytes(6).toString('hex')}`,
+  });
+  if (outcome.kind === 'reject') {
+    io.stdout(`policy ${outcome.policy} refuses the message: ${outcome.code} ${outcome.detail}\n`);
+    return EXIT.FAILURE;
+  }
+  io.stdout(
+    `policies: ${outcome.applied.length === 0 ? 'no changes' : `applied ${outcome.applied.join(', ')}`}; envelope ${outcome.envelope.mailFrom || '<>'} -> ${outcome.envelope.rcptTo.join(', ')}\n`,
+  );
+  const end = headerBlockEnd(raw);
+  const finalRaw = Buffer.concat([applyHeaderEdits(raw.subarray(0, end), outcome.headerEdits), raw.subarray(end)]);
+  const envelope: Envelope = { ...outcome.envelope, bodyType: '7bit' };
+
+  const logger: Logger = pino({ enabled: false });
+  const delivery: Delivery = { transports: new Map(), tokenSources: [] };
+  try {
+    if (config.upstreams.length === 0) {
+      const outbox = createOutboxTransport({ dir: resolve(config.delivery.outboxDir), fsync: config.delivery.fsync });
+      const report = await outbox.send({ qid, envelope, raw: finalRaw, sizeBytes: finalRaw.length });
+      io.stdout(`no upstream configured: written to the outbox directory ${resolve(config.delivery.outboxDir)} (${report.response})\n`);
+      return EXIT.OK;
+    }
+    const groups =
+      onlyUpstream !== undefined
+        ? [{ recipients: envelope.rcptTo, upstreams: [onlyUpstream] }]
+        : planRoutes(envelope.rcptTo, config.routes, config.upstreams.map((u) => u.name), () => false);
+    let allDelivered = true;
+    for (const group of groups) {
+      const delivered = await sendGroup(group, envelope, finalRaw, qid, config, delivery, logger, clock, deps, io);
+      allDelivered &&= delivered;
+    }
+    return allDelivered ? EXIT.OK : EXIT.FAILURE;
+  } finally {
+    await Promise.allSettled([...delivery.transports.values()].map((t) => t.close()));
+    await Promise.allSettled(delivery.tokenSources.map((s) => s.close()));
+  }
+}
+
+/** Tries the group's upstreams in order, like the dispatcher: fail over only when the rule table says so. */
+async function sendGroup(
+  group: { readonly recipients: readonly string[]; readonly upstreams: readonly string[] },
+  envelope: Envelope,
+  raw: Buffer,
+  qid: string,
+  config: Config,
+  delivery: Delivery,
+  logger: Logger,
+  clock: Clock,
+  deps: SendTestDeps,
+  io: CliIo,
+): Promise<boolean> {
+  let remaining = [...group.recipients];
+  for (const name of group.upstreams) {
+    const upstream = config.upstreams.find((u) => u.name === name);
+    if (upstream === undefined) continue;
+    let transport: UpstreamTransport;
+    try {
+      transport = buildTransport(upstream, config, delivery, logger, clock, deps);
+    } catch (err) {
+      io.stdout(`${name}: cannot be used: ${(err as Error).message}\n`);
+      continue;
+    }
+    const body = upstream.from === undefined ? raw : await overrideSender(raw, upstream.from);
+    const message: OutgoingMessage = {
+      qid,
+      envelope: { ...envelope, mailFrom: upstream.from ?? envelope.mailFrom, rcptTo: remaining },
+      raw: body,
+      sizeBytes: body.length,
+    };
+    try {
+      const report = await transport.send(message);
+      io.stdout(`${name}: ${report.response}${report.accepted.length > 0 ? ` (accepted: ${report.accepted.join(', ')})` : ''}\n`);
+      const failover: string[] = [];
+      let refused = false;
+      for (const rejection of report.rejected) {
+        const decision = classifyRejection(rejection);
+        io.stdout(`${name}: refused ${rejection.address}: ${rejection.response} — ${decision.action}, ${decision.dsn}: ${decision.reason}\n`);
+        if (decision.action === 'failover') failover.push(rejection.address);
+        else refused = true;
+      }
+      if (failover.length === 0) return !refused && report.rejected.length === 0;
+      remaining = failover;
+    } catch (err) {
+      const decision = classifyError(err);
+      io.stdout(`${name}: failed: ${describeError(err)} — ${decision.action}, ${decision.dsn}: ${decision.reason}\n`);
+      if (decision.action !== 'failover') return false;
+    }
+  }
+  io.stdout(`no upstream took the message for ${remaining.join(', ')}: the relay would keep it queued and retry\n`);
+  return false;
+}

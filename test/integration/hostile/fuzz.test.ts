@@ -1,0 +1,174 @@
+/**
+ * Issue 7 item 7: bounded property tests (fast-check, fixed seed). Unit level: random and
+ * mutated messages through the header-block reader, the header editor and the facts parser.
+ * Intake level (real sockets, fewer runs): random bodies are relayed byte for byte; random
+ * command sequences with smuggling tails never produce a smuggled message. Throughout: no
+ * crash and no unhandled rejection.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyHeaderEdits, headerFieldValues } from '../../../src/message/header-edits.js';
+import { HeaderBlockReader } from '../../../src/message/header-block.js';
+import { createFactsParser } from '../../../src/message/parse.js';
+import { isRelayError } from '../../../src/core/errors.js';
+import { rawSmtp } from '../../helpers/smtp-client.js';
+import { bodyOf, EOD_VARIANTS, expectAlive, sendMessage, startHostile, type Hostile } from './support.js';
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+beforeAll(() => {
+  process.on('unhandledRejection', onUnhandled);
+});
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled).toEqual([]);
+});
+
+const SEED = 0x5eed7;
+const SAMPLE = Buffer.from(
+  'From: "A" <app@legacy.test>\r\nTo: b@dest.test\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--x--\r\n',
+);
+
+/** a random message: either random bytes or SAMPLE with random bytes spliced in */
+const messageArb = fc.oneof(
+  fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a)),
+  fc.tuple(fc.nat(SAMPLE.length), fc.nat(40), fc.uint8Array({ maxLength: 40 })).map(([at, cut, insert]) =>
+    Buffer.concat([SAMPLE.subarray(0, at), Buffer.from(insert), SAMPLE.subarray(Math.min(SAMPLE.length, at + cut))]),
+  ),
+  fc.array(fc.constantFrom('From: a@b.c', 'X: y', '\r\n', '\n', '\r', ' folded', '--x', 'Content-Type: multipart/mixed; boundary=x', '\0', 'é', '=?utf-8?q?a?='), { maxLength: 40 }).map((p) =>
+    Buffer.from(p.join(''), 'utf8'),
+  ),
+);
+
+function chunked(bytes: Buffer, cuts: readonly number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    out.push(bytes.subarray(prev, p));
+    prev = p;
+  }
+  out.push(bytes.subarray(prev));
+  return out;
+}
+
+describe('unit-level fuzzing', () => {
+  it('HeaderBlockReader: header + body === input for any bytes and chunking', () => {
+    fc.assert(
+      fc.property(messageArb, fc.array(fc.nat(), { maxLength: 8 }), fc.integer({ min: 0, max: 300 }), (msg, cuts, limit) => {
+        const reader = new HeaderBlockReader(limit);
+        const body: Buffer[] = [];
+        try {
+          for (const c of chunked(msg, cuts)) body.push(...reader.push(c));
+          reader.end();
+        } catch (err) {
+          expect(isRelayError(err) && err.code === 'E_HEADER_TOO_BIG').toBe(true);
+          return;
+        }
+        expect(Buffer.concat([reader.header, ...body]).equals(msg)).toBe(true);
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it('applyHeaderEdits: never touches the body, never throws on input, the set field is there once', () => {
+    fc.assert(
+      fc.property(messageArb, fc.string({ maxLength: 60 }), (msg, value) => {
+        const reader = new HeaderBlockReader(1 << 20);
+        const body = [...reader.push(msg)];
+        reader.end();
+        const clean = value.replace(/[\r\n\0]/g, ' ');
+        const edited = applyHeaderEdits(reader.header, [
+          { op: 'set', name: 'From', value: 'x@y.test' },
+          { op: 'setIfAbsent', name: 'Reply-To', value: clean === '' ? 'a' : clean },
+          { op: 'remove', name: 'Sender' },
+        ]);
+        expect(headerFieldValues(edited, 'from')).toEqual(['x@y.test']);
+        expect(headerFieldValues(edited, 'sender')).toEqual([]);
+        const out = Buffer.concat([edited, ...body]);
+        expect(out.subarray(out.length - Buffer.concat(body).length).equals(Buffer.concat(body))).toBe(true);
+        // a value with a line break is refused, never written
+        expect(() => applyHeaderEdits(reader.header, [{ op: 'set', name: 'X', value: `a\r\nBcc: e@x.test` }])).toThrow();
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it('facts parser: always settles (facts or a RelayError), whatever the bytes and chunking', async () => {
+    await fc.assert(
+      fc.asyncProperty(messageArb, fc.array(fc.nat(), { maxLength: 6 }), async (msg, cuts) => {
+        const parser = createFactsParser({ maxHeaderBytes: 4096 });
+        for (const c of chunked(msg, cuts)) parser.input.write(c);
+        parser.input.end();
+        const settled = await Promise.race([
+          parser.facts.then(
+            () => 'ok',
+            (err: unknown) => (isRelayError(err) ? 'relay-error' : 'other'),
+          ),
+          new Promise<string>((r) => setTimeout(() => r('hang'), 2000)),
+        ]);
+        expect(['ok', 'relay-error']).toContain(settled);
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
+  });
+});
+
+describe('intake-level fuzzing (real sockets)', () => {
+  let h: Hostile;
+  beforeAll(async () => {
+    h = await startHostile({ limits: { maxAttachments: 1000 } });
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  it('random CRLF-clean bodies are relayed with the body bytes unchanged', async () => {
+    const lineArb = fc.oneof(fc.uint8Array({ maxLength: 120 }).map((a) => Buffer.from(a.filter((b) => b !== 0x0d && b !== 0x0a))), fc.constantFrom(Buffer.from('.'), Buffer.from('..'), Buffer.from('.\0'), Buffer.from('')));
+    await fc.assert(
+      fc.asyncProperty(fc.array(lineArb, { maxLength: 30 }), async (lines) => {
+        const body = Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\r\n')]));
+        const message = Buffer.concat([Buffer.from('From: app@legacy.test\r\nSubject: fuzz\r\n\r\n'), body]);
+        const before = h.upstream.messages.length;
+        const reply = await sendMessage(h.relay.port, message);
+        if (!reply.startsWith('250')) {
+          expect(reply).toMatch(/^5\d\d 5\./);
+          return;
+        }
+        expect(h.upstream.messages).toHaveLength(before + 1);
+        expect(bodyOf(h.upstream.messages[before]!.raw)?.equals(body)).toBe(true);
+      }),
+      { seed: SEED, numRuns: 25 },
+    );
+  });
+
+  it('random command sequences with smuggling tails never deliver a smuggled message', async () => {
+    const step = fc.oneof(
+      fc.constantFrom('MAIL FROM:<app@legacy.test>\r\n', 'RCPT TO:<alice@dest.test>\r\n', 'RSET\r\n', 'NOOP\r\n', 'HELO x\r\n', 'BDAT 10\r\n', 'VRFY a\r\n', '\r\n', 'MAIL FROM:<x\0y@z.test>\r\n'),
+      fc.constantFrom(...EOD_VARIANTS.map(([, eod]) => `\r\nRSET\r\nMAIL FROM:<app@legacy.test>\r\nRCPT TO:<alice@dest.test>\r\nDATA\r\nSubject: t\r\n\r\nx${eod}MAIL FROM:<smuggled@evil.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nsmuggled\r\n.\r\n`)),
+      fc.uint8Array({ maxLength: 30 }).map((a) => Buffer.from(a).toString('latin1')),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+        const c = await rawSmtp(h.relay.port);
+        try {
+          await c.next();
+          c.write('EHLO fuzz.test\r\n');
+          for (const s of steps) c.write(Buffer.from(s, 'latin1'));
+          c.write('\r\n.\r\nQUIT\r\n');
+          await Promise.race([c.closed, new Promise((r) => setTimeout(r, 1500))]);
+        } finally {
+          c.close();
+        }
+        for (const m of h.upstream.messages) {
+          expect(m.envelope.mailFrom).not.toBe('smuggled@evil.test');
+          expect(m.envelope.rcptTo).not.toContain('victim@dest.test');
+        }
+      }),
+      { seed: SEED, numRuns: 15 },
+    );
+    await expectAlive(h.relay.port);
+  });
+});
