@@ -14,13 +14,13 @@
  * Exit codes: 0 ok, 1 qid not found / API or spool error, 2 usage or invalid config.
  */
 import { resolve } from 'node:path';
-import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { SpoolMeta } from '../core/types.js';
 import { FsSpool } from '../spool/fs-spool.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { loadConfigOrReport } from './load-config.js';
 import { SpoolAdmin, type QueueRow } from '../ops/spool-admin.js';
 import { formatDuration, renderTable, truncate } from './table.js';
 
@@ -96,16 +96,8 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
     io.stderr(`smtp-sidecar queue: ${operation}\n\n${QUEUE_HELP}`);
     return EXIT.USAGE_OR_CONFIG;
   }
-  let config: Config;
-  try {
-    config = loadConfig(options.config, { env: io.env });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr(`smtp-sidecar: ${options.config} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
-      return EXIT.USAGE_OR_CONFIG;
-    }
-    throw err;
-  }
+  const config = loadConfigOrReport(options.config, io);
+  if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const clock = deps.clock ?? systemClock;
   const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? 3000) : undefined;
   const spoolDir = resolve(config.delivery.spoolDir);

@@ -22,7 +22,6 @@ import { resolve } from 'node:path';
 import type { INetworkModule } from '@azure/msal-node';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
-import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config, UpstreamConfig } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger, OutgoingMessage, UpstreamTransport } from '../core/ports.js';
@@ -43,6 +42,7 @@ import { planRoutes } from '../routing/route.js';
 import { makeQid } from '../spool/qid.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { loadConfigOrReport } from './load-config.js';
 
 export const SEND_TEST_HELP = `Usage: smtp-sidecar send-test --to ADDR [--from ADDR] [--upstream NAME] [--config FILE]
        smtp-sidecar send-test --to ADDR [--from ADDR] --via HOST:PORT
@@ -134,16 +134,8 @@ export async function sendTestCommand(options: SendTestOptions, io: CliIo, deps:
     return submitToRelay(target, { from, to: options.to }, buildTestMessage({ from, to: options.to, now: new Date(clock.now()), hostname }), hostname, io);
   }
 
-  let config: Config;
-  try {
-    config = loadConfig(options.config, { env: io.env });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr(`smtp-sidecar: ${options.config} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
-      return EXIT.USAGE_OR_CONFIG;
-    }
-    throw err;
-  }
+  const config = loadConfigOrReport(options.config, io);
+  if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   if (options.upstream !== undefined && !config.upstreams.some((u) => u.name === options.upstream)) {
     const known = config.upstreams.map((u) => u.name).join(', ') || 'none';
     return usage(`no upstream named "${options.upstream}" (configured: ${known})`);

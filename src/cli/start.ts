@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { loadConfigOrReport } from './load-config.js';
 
 export const START_HELP = `Usage: smtp-sidecar start [--config FILE] [--pretty]
 
@@ -38,16 +39,8 @@ export function reloadFromFile(path: string, app: App, io: CliIo, logger: Logger
 }
 
 export async function startCommand(options: { config: string; pretty: boolean }, io: CliIo): Promise<number> {
-  let config;
-  try {
-    config = loadConfig(options.config, { env: io.env });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr(`smtp-sidecar: ${options.config} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
-      return EXIT.USAGE_OR_CONFIG;
-    }
-    throw err;
-  }
+  const config = loadConfigOrReport(options.config, io);
+  if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const logger = createLogger({ level: config.log.level, pretty: options.pretty });
   const app = createApp(config, { logger });
   try {

@@ -21,6 +21,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import httpProxyClient from 'nodemailer/lib/smtp-connection/http-proxy-client';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import pino from 'pino';
+import { smtpConnectionOptions } from '../delivery/connection-options.js';
 import type { Config, UpstreamConfig } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { createOAuth2TokenSource } from '../delivery/credentials/oauth2.js';
@@ -110,22 +111,8 @@ export async function checkUpstream(
   const transcript = new Transcript();
   const connection = new SMTPConnection({
     connection: socket,
-    host: upstream.host,
-    port: upstream.port,
-    name: upstream.hostname ?? config.listen.hostname,
-    ...securityOptions(upstream),
-    connectionTimeout: upstream.timeouts.connectSeconds * 1000,
-    greetingTimeout: upstream.timeouts.greetingSeconds * 1000,
-    socketTimeout: upstream.timeouts.socketSeconds * 1000,
+    ...smtpConnectionOptions(upstream, config.listen.hostname, tlsMaterial),
     socketCloseTimeout: 1000,
-    tls: {
-      minVersion: upstream.tls.minVersion,
-      rejectUnauthorized: upstream.tls.rejectUnauthorized,
-      ...(tlsMaterial.ca === undefined ? {} : { ca: tlsMaterial.ca }),
-      ...(upstream.tls.servername === undefined ? {} : { servername: upstream.tls.servername }),
-      ...(tlsMaterial.cert === undefined ? {} : { cert: tlsMaterial.cert }),
-      ...(tlsMaterial.key === undefined ? {} : { key: tlsMaterial.key }),
-    },
     logger: transcript.logger(),
     transactionLog: true,
     debug: false,
@@ -153,20 +140,6 @@ export async function checkUpstream(
 
 // ---------------------------------------------------------------------------------------------
 // connection options (mirror of delivery/transport.ts)
-
-function securityOptions(upstream: UpstreamConfig): { secure: boolean; requireTLS?: boolean; ignoreTLS?: boolean } {
-  // the transport insists on TLS for oauth2 (a bearer token never goes over plaintext)
-  const requireTls = upstream.security === 'starttls-required' || (upstream.auth.type === 'oauth2' && upstream.security !== 'tls');
-  switch (upstream.security) {
-    case 'none':
-      return { secure: false, ignoreTLS: true };
-    case 'tls':
-      return { secure: true };
-    case 'starttls':
-    case 'starttls-required':
-      return requireTls ? { secure: false, requireTLS: true } : { secure: false };
-  }
-}
 
 async function openSocket(upstream: UpstreamConfig): Promise<net.Socket> {
   const timeoutMs = upstream.timeouts.connectSeconds * 1000;

@@ -32,6 +32,7 @@ import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { Logger, OutgoingMessage, RecipientRejection, SendReport, UpstreamTransport } from '../core/ports.js';
 import type { TokenSource } from './credentials/token-source.js';
+import { smtpConnectionOptions } from './connection-options.js';
 import { readTlsMaterial } from './tls-files.js';
 
 export interface SmtpTransportDeps {
@@ -141,19 +142,6 @@ function errorCode(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 }
 
-function securityOptions(security: UpstreamConfig['security']): Partial<SMTPPoolOptions> {
-  switch (security) {
-    case 'none':
-      return { secure: false, ignoreTLS: true };
-    case 'starttls':
-      return { secure: false }; // opportunistic: STARTTLS when the server offers it
-    case 'starttls-required':
-      return { secure: false, requireTLS: true };
-    case 'tls':
-      return { secure: true };
-  }
-}
-
 export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTransportDeps): UpstreamTransport {
   const log = deps.logger.child({ upstream: upstream.name });
   const tlsFiles = readTlsMaterial(upstream);
@@ -210,21 +198,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
     // the config default for maxConnections is 3.
     maxConnections: upstream.maxConnections,
     maxMessages: MAX_MESSAGES_PER_CONNECTION,
-    host: upstream.host,
-    port: upstream.port,
-    name: upstream.hostname ?? deps.defaultHostname,
-    connectionTimeout: upstream.timeouts.connectSeconds * 1000,
-    greetingTimeout: upstream.timeouts.greetingSeconds * 1000,
-    socketTimeout: upstream.timeouts.socketSeconds * 1000,
-    ...securityOptions(upstream.security),
-    tls: {
-      minVersion: upstream.tls.minVersion,
-      rejectUnauthorized: upstream.tls.rejectUnauthorized,
-      ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca }),
-      ...(upstream.tls.servername === undefined ? {} : { servername: upstream.tls.servername }),
-      ...(tlsFiles.cert === undefined ? {} : { cert: tlsFiles.cert }),
-      ...(tlsFiles.key === undefined ? {} : { key: tlsFiles.key }),
-    },
+    ...smtpConnectionOptions(upstream, deps.defaultHostname, tlsFiles),
     ...(upstream.proxy === undefined ? {} : { proxy: upstream.proxy }),
     ...authOptions,
     disableUrlAccess: true,

@@ -1,0 +1,62 @@
+/**
+ * How an upstream's config maps onto nodemailer's connection options: host, EHLO name,
+ * timeouts, TLS mode and TLS material. One mapping, used by the delivery transport and by
+ * `validate --connect`, so a check tests exactly what delivery will do.
+ */
+import type { UpstreamConfig } from '../config/schema.js';
+import type { TlsMaterial } from './tls-files.js';
+
+export interface SmtpConnectionOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly name: string;
+  readonly connectionTimeout: number;
+  readonly greetingTimeout: number;
+  readonly socketTimeout: number;
+  readonly secure: boolean;
+  readonly requireTLS?: boolean;
+  readonly ignoreTLS?: boolean;
+  readonly tls: {
+    readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+    readonly rejectUnauthorized: boolean;
+    readonly ca?: string;
+    readonly servername?: string;
+    readonly cert?: string;
+    readonly key?: string;
+  };
+}
+
+/** `security` → nodemailer's TLS switches. oauth2 always requires TLS: a bearer token never goes over plaintext. */
+function tlsMode(upstream: UpstreamConfig): Pick<SmtpConnectionOptions, 'secure' | 'requireTLS' | 'ignoreTLS'> {
+  const requireTls = upstream.security === 'starttls-required' || (upstream.auth.type === 'oauth2' && upstream.security !== 'tls');
+  switch (upstream.security) {
+    case 'none':
+      return { secure: false, ignoreTLS: true };
+    case 'tls':
+      return { secure: true };
+    case 'starttls':
+    case 'starttls-required':
+      // starttls alone is opportunistic: STARTTLS when the server offers it
+      return requireTls ? { secure: false, requireTLS: true } : { secure: false };
+  }
+}
+
+export function smtpConnectionOptions(upstream: UpstreamConfig, defaultHostname: string, tlsFiles: TlsMaterial): SmtpConnectionOptions {
+  return {
+    host: upstream.host,
+    port: upstream.port,
+    name: upstream.hostname ?? defaultHostname,
+    connectionTimeout: upstream.timeouts.connectSeconds * 1000,
+    greetingTimeout: upstream.timeouts.greetingSeconds * 1000,
+    socketTimeout: upstream.timeouts.socketSeconds * 1000,
+    ...tlsMode(upstream),
+    tls: {
+      minVersion: upstream.tls.minVersion,
+      rejectUnauthorized: upstream.tls.rejectUnauthorized,
+      ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca }),
+      ...(upstream.tls.servername === undefined ? {} : { servername: upstream.tls.servername }),
+      ...(tlsFiles.cert === undefined ? {} : { cert: tlsFiles.cert }),
+      ...(tlsFiles.key === undefined ? {} : { key: tlsFiles.key }),
+    },
+  };
+}
