@@ -103,8 +103,9 @@ export class Dispatcher implements DeliveryPort {
     }
     const waiter: Waiter = { clientWaiting: true, settling: false, neverQueue: options.neverQueue };
     const attempt = this.attempt(entry.meta, raw ?? { path: entry.emlPath }, waiter);
+    // the entry stays claimed until its spool removal (which runs behind the reply) is done
     const tracked = attempt.then(
-      () => undefined,
+      (c) => (c.kind === 'done' ? c.settled : undefined),
       () => undefined,
     );
     this.inflight.set(qid, tracked);
@@ -168,7 +169,8 @@ export class Dispatcher implements DeliveryPort {
       return;
     }
     if (entry === undefined) return; // removed meanwhile (delivered, deleted by an admin)
-    await this.attempt(entry.meta, { path: entry.emlPath }, { clientWaiting: false, settling: false, neverQueue: false }).catch(() => undefined);
+    const conclusion = await this.attempt(entry.meta, { path: entry.emlPath }, { clientWaiting: false, settling: false, neverQueue: false }).catch(() => undefined);
+    if (conclusion?.kind === 'done') await conclusion.settled;
   }
 
   /** One delivery attempt for every pending recipient of a message. Never throws for delivery failures. */

@@ -12,6 +12,23 @@ import { Transform, type TransformCallback } from 'node:stream';
 const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
+const CR_ONLY = Buffer.from('\r');
+
+/**
+ * True when every LF in `chunk` follows a CR and every CR is followed by an LF (a CR in the
+ * last byte may still be, by the next chunk). `afterCR`: the previous chunk ended with a held CR,
+ * which only an LF in the first byte completes. Uses indexOf (native) instead of a byte loop.
+ */
+function isClean(chunk: Buffer, afterCR: boolean): boolean {
+  if (afterCR && chunk[0] !== LF) return false;
+  for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, i + 1)) {
+    if (i === 0 ? !afterCR : chunk[i - 1] !== CR) return false;
+  }
+  for (let i = chunk.indexOf(CR); i !== -1; i = chunk.indexOf(CR, i + 1)) {
+    if (i + 1 < chunk.length && chunk[i + 1] !== LF) return false;
+  }
+  return true;
+}
 
 export class LineEndingTransform extends Transform {
   /** true once a bare CR or bare LF was seen (both modes) */
@@ -23,6 +40,17 @@ export class LineEndingTransform extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (chunk.length === 0) return done();
+    if (isClean(chunk, this.pendingCR)) {
+      // The common case (a client that speaks CRLF): no byte changes, no byte loop, no copy,
+      // except re-attaching a CR held back from the previous chunk.
+      const held = this.pendingCR;
+      this.pendingCR = chunk[chunk.length - 1] === CR;
+      const body = this.pendingCR ? chunk.subarray(0, chunk.length - 1) : chunk;
+      const out = held ? Buffer.concat([CR_ONLY, body]) : body;
+      if (out.length > 0) this.push(out);
+      return done();
+    }
     const out: Buffer[] = [];
     let start = 0;
     let i = 0;

@@ -44,7 +44,9 @@ export interface ReceiveDeps {
 }
 
 export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: IntakeSession) => Promise<string> {
-  const spillThreshold = deps.spillThresholdBytes ?? 4 * 1024 * 1024;
+  // Past 256 KiB a body goes to a spill file as it arrives: memory per message in flight stays small
+  // (50 concurrent 1 MB messages must fit well under 250 MB), and the spool copies the file anyway.
+  const spillThreshold = deps.spillThresholdBytes ?? 256 * 1024;
 
   return async function receive(stream, session) {
     const config = deps.config();

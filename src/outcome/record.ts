@@ -36,7 +36,14 @@ export interface TryReport {
 }
 
 export type AttemptConclusion =
-  | { readonly kind: 'done'; readonly delivered: readonly string[]; readonly failed: readonly string[]; readonly removedForClient: boolean }
+  | {
+      readonly kind: 'done';
+      readonly delivered: readonly string[];
+      readonly failed: readonly string[];
+      readonly removedForClient: boolean;
+      /** the spool entry's removal, still running: the conclusion is final before it ends */
+      readonly settled?: Promise<void>;
+    }
   | { readonly kind: 'failed'; readonly delivered: readonly string[]; readonly failed: readonly string[] }
   | { readonly kind: 'deferred'; readonly nextAttemptAtMs: number; readonly abandoned: boolean };
 
@@ -114,8 +121,11 @@ export class OutcomeRecorder {
 
     if (pending.length === 0) {
       if (failed.length === 0) {
-        await this.deps.spool.remove(meta.qid);
-        return { kind: 'done', delivered, failed: [], removedForClient: false };
+        // Every recipient is with an upstream: the client may hear so now. The entry's removal
+        // runs behind the reply; if it fails (or a crash comes first) the message is delivered
+        // again later, which at-least-once allows: nothing can be lost this way.
+        const settled = this.deps.spool.remove(meta.qid).catch((err: unknown) => log.error({ err }, 'spool.remove-failed'));
+        return { kind: 'done', delivered, failed: [], removedForClient: false, settled };
       }
       if (options.clientWaiting && delivered.length === 0) {
         await this.deps.spool.remove(meta.qid);

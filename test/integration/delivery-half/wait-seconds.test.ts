@@ -37,7 +37,8 @@ describe('delivery.waitSeconds', () => {
     expect(reply).toMatch(/delivered as/);
     expect(reply).toContain('queued as FAKE'); // the upstream's own answer
     expect(up.messages).toHaveLength(1);
-    expect(await spoolFiles(relay, 'queue')).toEqual([]);
+    // the entry's removal runs right behind the reply (the upstream already has the message)
+    await until('the delivered entry leaves queue/', async () => (await spoolFiles(relay, 'queue')).length === 0);
     expect(await spoolFiles(relay, 'failed')).toEqual([]);
   });
 
@@ -87,7 +88,7 @@ describe('delivery.waitSeconds', () => {
     const relay = cleanup.add(await relayWith([upstream('primary', up.port)], { delivery: { waitSeconds: -1 } }), (r) => r.stop());
     const reply = await dataReply(relay.port, ['alice@dest.test']);
     expect(reply).toMatch(/^250 .*queued as FAKE/);
-    expect(await spoolFiles(relay, 'queue')).toEqual([]);
+    await until('the delivered entry leaves queue/', async () => (await spoolFiles(relay, 'queue')).length === 0);
   });
 
   it('a permanent rejection whose recording outlasts the wait is still answered with the 5xx (never "queued" for a message handed back)', async () => {
