@@ -11,8 +11,8 @@
  * Never: print a password, a client secret, a private key or an access token (every output line
  *   goes through a scrubber that knows them and their base64/SASL forms); send mail; wait without
  *   a bound (every step is limited by the upstream's timeouts).
- * Assumes: the config is validated. The mapping from upstream config to SMTPConnection options
- *   mirrors src/delivery/transport.ts (which exports no options builder yet): keep them in step.
+ * Assumes: the config is validated. Connection options come from delivery/connection-options.ts,
+ *   the same mapping the transport uses; the hints live in connect-hints.ts.
  */
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -28,7 +28,11 @@ import { createOAuth2TokenSource } from '../delivery/credentials/oauth2.js';
 import { TokenCache } from '../delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from '../delivery/credentials/token-status.js';
 import { readTlsMaterial } from '../delivery/tls-files.js';
+import { authHint, describeSocketError, errorText, firstLine, handshakeFailureHint, type SmtpErrorShape, tlsHint, withHint } from './connect-hints.js';
 import type { CliIo } from './io.js';
+import { SecretScrubber } from './secret-scrubber.js';
+
+export { SecretScrubber };
 
 export interface ConnectCheckOptions {
   readonly clock?: Clock;
@@ -139,7 +143,7 @@ export async function checkUpstream(
 }
 
 // ---------------------------------------------------------------------------------------------
-// connection options (mirror of delivery/transport.ts)
+// the TCP connection (direct, or through upstream.proxy)
 
 async function openSocket(upstream: UpstreamConfig): Promise<net.Socket> {
   const timeoutMs = upstream.timeouts.connectSeconds * 1000;
@@ -235,15 +239,6 @@ class Transcript {
   }
 }
 
-interface SmtpErrorShape {
-  readonly code?: unknown;
-  readonly originalCode?: unknown;
-  readonly responseCode?: unknown;
-  readonly response?: unknown;
-  readonly command?: unknown;
-  readonly message?: unknown;
-}
-
 function runHandshake(connection: SMTPConnection): Promise<SmtpErrorShape | undefined> {
   return new Promise((resolve) => {
     let settled = false;
@@ -262,7 +257,6 @@ function runHandshake(connection: SMTPConnection): Promise<SmtpErrorShape | unde
 // ---------------------------------------------------------------------------------------------
 // handshake report: greeting, EHLO, TLS
 
-const firstLine = (text: string): string => text.split(/\r?\n/)[0] ?? '';
 const isPositive = (reply: string): boolean => reply.startsWith('2');
 
 /** "STARTTLS, AUTH PLAIN LOGIN, SIZE 35882577" from a multi-line EHLO reply (first line is the greeting name). */
@@ -284,68 +278,6 @@ function tlsDetail(connection: SMTPConnection): string {
   const issuer = peer?.issuer?.CN;
   if (subject === undefined) return protocol;
   return `${protocol}, certificate CN=${String(subject)}${issuer === undefined ? '' : ` issued by CN=${String(issuer)}`}`;
-}
-
-const UNTRUSTED_CA_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-]);
-
-function errorCodeOf(err: SmtpErrorShape | undefined): string | undefined {
-  const original = err?.originalCode;
-  if (typeof original === 'string') return original;
-  return typeof err?.code === 'string' ? err.code : undefined;
-}
-
-function errorText(err: SmtpErrorShape | undefined): string {
-  if (err === undefined) return 'connection closed';
-  if (typeof err.response === 'string' && err.response !== '') return firstLine(err.response);
-  const code = errorCodeOf(err);
-  let message = firstLine(typeof err.message === 'string' ? err.message : 'failed');
-  // OpenSSL's "80CC…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:…" → its reason
-  const openssl = /SSL routines:[^:]*:([^:]+)/.exec(message);
-  if (openssl?.[1] !== undefined) message = openssl[1];
-  return code === undefined || message.includes(code) ? message : `${code}: ${message}`;
-}
-
-function tlsHint(upstream: UpstreamConfig, err: SmtpErrorShape | undefined): string | undefined {
-  const code = errorCodeOf(err) ?? '';
-  const message = typeof err?.message === 'string' ? err.message : '';
-  if (UNTRUSTED_CA_CODES.has(code) || /self[- ]signed|unable to (verify|get local issuer)/i.test(message)) {
-    return 'the certificate is not signed by a CA this host trusts: set tls.ca to the PEM file of the CA that signed it';
-  }
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || /altnames|does not match certificate/i.test(message)) {
-    return `the certificate does not name "${upstream.tls.servername ?? upstream.host}": set tls.servername to a name in the certificate (or use that name as host)`;
-  }
-  if (code === 'CERT_HAS_EXPIRED' || /certificate has expired/i.test(message)) {
-    return "the server's certificate has expired (or this host's clock is wrong)";
-  }
-  if (/wrong version number|unknown protocol|packet length too long/i.test(message)) {
-    return 'the server does not speak TLS right away on this port: use security "starttls-required" for ports 587/25 and "tls" for 465';
-  }
-  if (/unsupported protocol|protocol version|no protocols available/i.test(message)) {
-    return `no common TLS version: the server does not accept tls.minVersion ${upstream.tls.minVersion}`;
-  }
-  return undefined;
-}
-
-function withHint(text: string, hint: string | undefined): string {
-  return hint === undefined ? text : `${text} — ${hint}`;
-}
-
-function handshakeFailureHint(upstream: UpstreamConfig, err: SmtpErrorShape | undefined): string | undefined {
-  const message = typeof err?.message === 'string' ? err.message : '';
-  if (/greeting never received/i.test(message) || (err?.code === 'ETIMEDOUT' && /greeting/i.test(message))) {
-    return upstream.security === 'tls'
-      ? 'no SMTP greeting: is this an SMTP port?'
-      : `no greeting within ${upstream.timeouts.greetingSeconds} s: for implicit TLS (port 465) set security "tls"`;
-  }
-  return tlsHint(upstream, err);
 }
 
 function reportHandshake(
@@ -410,31 +342,6 @@ function reportHandshake(
 
 // ---------------------------------------------------------------------------------------------
 // token + AUTH
-
-function authHint(upstream: UpstreamConfig, connection: SMTPConnection, err: SmtpErrorShape): string | undefined {
-  const text = `${typeof err.response === 'string' ? err.response : ''} ${typeof err.message === 'string' ? err.message : ''}`;
-  const responseCode = typeof err.responseCode === 'number' ? err.responseCode : undefined;
-  if (/5\.7\.139|SmtpClientAuthentication is disabled/i.test(text)) {
-    return 'SMTP AUTH is disabled for the tenant or the mailbox: enable it (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false)';
-  }
-  if (/5\.7\.30|Basic authentication is not supported/i.test(text)) {
-    return 'basic authentication is retired for this tenant: use auth.type "oauth2"';
-  }
-  if (responseCode === 530 || /must issue a STARTTLS/i.test(text)) {
-    return 'the server wants TLS before AUTH: use security "starttls-required" (or "tls" on port 465)';
-  }
-  if (responseCode === 504 || /5\.5\.4|unrecognized authentication|not supported/i.test(text)) {
-    return `the server does not accept this AUTH method${connection.allowsAuth ? '' : ' (it advertised no AUTH at all)'}`;
-  }
-  if (responseCode === 535 || responseCode === 534) {
-    if (upstream.auth.type === 'oauth2') {
-      return 'the token was refused: check the SMTP.SendAsApp application permission (with admin consent), New-ServicePrincipal for the app in Exchange Online, and Add-MailboxPermission for auth.user';
-    }
-    return 'check auth.user/auth.pass';
-  }
-  if (!connection.allowsAuth) return 'the server did not advertise AUTH';
-  return undefined;
-}
 
 async function login(connection: SMTPConnection, auth: SMTPConnection.AuthenticationType): Promise<SmtpErrorShape | undefined> {
   return new Promise((resolve) => {
@@ -534,45 +441,4 @@ async function quit(
   clearTimeout(timer);
   const reply = transcript.since(before).find((e) => e.command === 'QUIT');
   report('quit', 'ok', reply === undefined ? '' : firstLine(reply.reply));
-}
-
-// ---------------------------------------------------------------------------------------------
-// secrets
-
-/** Replaces every known secret (and the forms it takes on the wire) with [REDACTED]. */
-export class SecretScrubber {
-  private readonly secrets = new Set<string>();
-
-  add(user: string, secret: string): void {
-    if (secret.length < 4) return;
-    const b64 = (value: string): string => Buffer.from(value, 'utf8').toString('base64');
-    for (const form of [secret, b64(secret), b64(`\u0000${user}\u0000${secret}`), b64(`user=${user}\u0001auth=Bearer ${secret}\u0001\u0001`)]) {
-      this.secrets.add(form);
-    }
-  }
-
-  scrub(text: string): string {
-    let out = text;
-    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join('[REDACTED]');
-    return out;
-  }
-}
-
-function describeSocketError(err: unknown, upstream: UpstreamConfig): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'ECONNREFUSED: nothing listens on this port — check host and port (and that the server is up)';
-    case 'ETIMEDOUT':
-      return `ETIMEDOUT: no answer within ${upstream.timeouts.connectSeconds} s — a firewall may drop the traffic, or the host is down`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `${code}: cannot resolve "${upstream.host}" — check host and this machine's DNS`;
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return `${code}: no route to the host — check the network (and upstream.proxy if one is needed)`;
-    default:
-      return code === undefined || message.includes(code) ? message : `${code}: ${message}`;
-  }
 }
