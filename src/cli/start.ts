@@ -20,7 +20,7 @@ refused and the running config stays).
 
 Options:
   --config FILE   config file (default: ./config.json)
-  --pretty        human-readable logs (needs the pino-pretty package) instead of JSON lines
+  --pretty        human-readable logs (pino-pretty) instead of JSON lines
 `;
 
 /**
