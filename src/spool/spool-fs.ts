@@ -1,16 +1,22 @@
 /**
  * The file-system operations the spool uses, behind one small interface.
  *
- * Does: wrap the async `node:fs/promises` calls the spool needs (open for write,
- * write all bytes, fsync a file or a directory, copy a file's bytes into an open
- * file, rename, unlink, readdir, readFile, mkdir, stat), so tests can inject faults
- * (ENOSPC, EROFS, EACCES...) at any step and count or order the operations.
- * Never: make a synchronous fs call (the event loop must not block).
+ * Does: provide the fs calls the spool needs (open for write, write all bytes, fsync a
+ * file or a directory, copy a file's bytes into an open file, rename, unlink, readdir,
+ * readFile, mkdir, stat), so tests can inject faults (ENOSPC, EROFS, EACCES...) at any
+ * step and count or order the operations. The per-message calls (open, write, fsync,
+ * close, rename, unlink) use callback-style `node:fs` on plain file descriptors wrapped
+ * in one promise each: `fs/promises` FileHandles cost a FileHandle object, an
+ * AbortSignal/DOMException pair and extra promise hops per call, which profiles showed
+ * as a few % of the relay's CPU per message.
+ * Never: make a synchronous fs call (the event loop must not block); leave a
+ * descriptor it opened unclosed when a copy fails (the caller closes write handles).
  * Assumes: POSIX semantics (rename replaces atomically; a directory can be opened
- * read-only and fsynced, as on Linux).
+ * read-only and fsynced, as on Linux); callers close every handle `openForWrite`
+ * returned (a plain fd, unlike a FileHandle, is never closed by the garbage collector).
  */
-import { open, readdir, readFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { close, fsync, open, read, rename, unlink, write, writev } from 'node:fs';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 
 /** A file opened for writing by the spool. */
 export interface SpoolFileHandle {
@@ -38,45 +44,96 @@ export interface SpoolFs {
 
 const COPY_CHUNK_BYTES = 256 * 1024;
 
+/** `fs.open` as a promise of a plain descriptor. */
+function openFd(path: string, flags: string, mode: number): Promise<number> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    open(path, flags, mode, (err, fd) => (err === null ? resolvePromise(fd) : rejectPromise(err)));
+  });
+}
+
+/** `fs.fsync`, `fs.close`, `fs.rename`, `fs.unlink` as promises. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    fsync(fd, (err) => (err === null ? resolvePromise() : rejectPromise(err)));
+  });
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    close(fd, (err) => (err === null || err === undefined ? resolvePromise() : rejectPromise(err)));
+  });
+}
+
+function renamePath(fromPath: string, toPath: string): Promise<void> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    rename(fromPath, toPath, (err) => (err === null ? resolvePromise() : rejectPromise(err)));
+  });
+}
+
+function unlinkPath(path: string): Promise<void> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    unlink(path, (err) => (err === null ? resolvePromise() : rejectPromise(err)));
+  });
+}
+
+/** One positional write of `buffers` (pwrite for one buffer, pwritev for several); resolves with the bytes written. */
+function writeAt(fd: number, buffers: readonly Buffer[], positionBytes: number): Promise<number> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    const done = (err: NodeJS.ErrnoException | null, bytesWritten: number): void => {
+      if (err === null) resolvePromise(bytesWritten);
+      else rejectPromise(err);
+    };
+    const only = buffers.length === 1 ? buffers[0] : undefined;
+    if (only !== undefined) write(fd, only, 0, only.length, positionBytes, done);
+    else writev(fd, buffers as Buffer[], positionBytes, done);
+  });
+}
+
+function readAt(fd: number, into: Buffer, positionBytes: number): Promise<number> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    read(fd, into, 0, into.length, positionBytes, (err, bytesRead) => (err === null ? resolvePromise(bytesRead) : rejectPromise(err)));
+  });
+}
+
 class RealSpoolFileHandle implements SpoolFileHandle {
   private positionBytes = 0;
 
-  constructor(private readonly handle: FileHandle) {}
+  constructor(private readonly fd: number) {}
 
   async writeAll(buffers: readonly Buffer[]): Promise<void> {
     let pending = buffers.filter((buffer) => buffer.length > 0);
     // Bounded: every round either writes at least one byte or throws.
     while (pending.length > 0) {
-      const { bytesWritten } = await this.handle.writev(pending, this.positionBytes);
-      if (bytesWritten <= 0) throw Object.assign(new Error('writev wrote 0 bytes'), { code: 'EIO' });
+      const bytesWritten = await writeAt(this.fd, pending, this.positionBytes);
+      if (bytesWritten <= 0) throw Object.assign(new Error('write wrote 0 bytes'), { code: 'EIO' });
       this.positionBytes += bytesWritten;
       pending = dropWrittenBytes(pending, bytesWritten);
     }
   }
 
   async appendFileContents(sourcePath: string): Promise<number> {
-    const source = await open(sourcePath, 'r');
+    const sourceFd = await openFd(sourcePath, 'r', 0);
     try {
       const chunk = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
       let copiedBytes = 0;
       // Bounded by the source file's size: stops at the first 0-byte read (end of file).
       for (;;) {
-        const { bytesRead } = await source.read(chunk, 0, chunk.length, copiedBytes);
+        const bytesRead = await readAt(sourceFd, chunk, copiedBytes);
         if (bytesRead === 0) return copiedBytes;
         await this.writeAll([chunk.subarray(0, bytesRead)]);
         copiedBytes += bytesRead;
       }
     } finally {
-      await source.close();
+      await closeFd(sourceFd);
     }
   }
 
   sync(): Promise<void> {
-    return this.handle.sync();
+    return fsyncFd(this.fd);
   }
 
   close(): Promise<void> {
-    return this.handle.close();
+    return closeFd(this.fd);
   }
 }
 
@@ -103,18 +160,18 @@ function isNotFound(err: unknown): boolean {
 export function createRealSpoolFs(): SpoolFs {
   return {
     async openForWrite(path, options) {
-      return new RealSpoolFileHandle(await open(path, options.exclusive ? 'wx' : 'w', 0o640));
+      return new RealSpoolFileHandle(await openFd(path, options.exclusive ? 'wx' : 'w', 0o640));
     },
     async syncDir(path) {
-      const handle = await open(path, 'r');
+      const fd = await openFd(path, 'r', 0);
       try {
-        await handle.sync();
+        await fsyncFd(fd);
       } finally {
-        await handle.close();
+        await closeFd(fd);
       }
     },
-    rename: (fromPath, toPath) => rename(fromPath, toPath),
-    unlink: (path) => unlink(path),
+    rename: renamePath,
+    unlink: unlinkPath,
     readdir: (path) => readdir(path),
     readFile: (path) => readFile(path),
     async mkdir(path) {

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { RelayError } from '../../../src/core/errors.js';
 import { FsSpool } from '../../../src/spool/fs-spool.js';
+import { isValidQid, makeQid } from '../../../src/spool/qid.js';
 import { createRealSpoolFs } from '../../../src/spool/spool-fs.js';
 import { FaultFs } from './fault-fs.js';
 import { HEADER, memoryBody, sampleMeta } from './spool-fixtures.js';
@@ -167,13 +168,64 @@ describe(`${FsSpool.name} under injected faults`, () => {
     expect(ops).toContain('rename');
   });
 
-  it('with fsync on, store fsyncs both files before renaming them and queue/ after', async () => {
+  it('with fsync on, store fsyncs both files before renaming them, renames the .eml before the .json, and fsyncs queue/ after', async () => {
     const before = fs.events.length;
     await store('q1');
-    const sequence = fs.events
-      .slice(before)
-      .filter((event) => event.phase === 'end' && ['sync', 'rename', 'syncDir'].includes(event.op))
-      .map((event) => `${event.op} ${event.path.slice(dir.length + 1)}`);
-    expect(sequence).toEqual(['sync tmp/q1.eml', 'sync tmp/q1.json', 'rename queue/q1.eml', 'rename queue/q1.json', 'syncDir queue']);
+    const events = fs.events.slice(before).map((event) => `${event.op} ${event.phase} ${event.path.slice(dir.length + 1)}`);
+    const at = (event: string): number => {
+      const index = events.indexOf(event);
+      expect(index, event).toBeGreaterThanOrEqual(0);
+      return index;
+    };
+    const firstRename = at('rename start queue/q1.eml');
+    expect(at('sync end tmp/q1.eml')).toBeLessThan(firstRename);
+    expect(at('sync end tmp/q1.json')).toBeLessThan(firstRename);
+    expect(at('rename end queue/q1.eml')).toBeLessThan(at('rename start queue/q1.json'));
+    expect(at('rename end queue/q1.json')).toBeLessThan(at('syncDir start queue'));
+    expect(at('syncDir end queue')).toBeGreaterThan(at('syncDir start queue'));
+  });
+
+  it('store writes the .eml and the .json at the same time (the .json is opened before the .eml is fsynced)', async () => {
+    const before = fs.events.length;
+    await store('q1');
+    const events = fs.events.slice(before).map((event) => `${event.op} ${event.phase} ${event.path.slice(dir.length + 1)}`);
+    expect(events.indexOf('open start tmp/q1.json')).toBeGreaterThanOrEqual(0);
+    expect(events.indexOf('open start tmp/q1.json')).toBeLessThan(events.indexOf('sync start tmp/q1.eml'));
+  });
+
+  it('ENOSPC on both files at once → one E_SPOOL_WRITE, nothing left in tmp/ or queue/', async () => {
+    fs.failOn('write', 'q1.eml', 'ENOSPC');
+    fs.failOn('sync', 'q1.json', 'ENOSPC');
+    await expectSpoolWriteError(store('q1'), 'ENOSPC');
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('a failing .json fsync removes the .eml that was written and fsynced beside it', async () => {
+    fs.failOn('sync', 'q1.json', 'EIO');
+    await expectSpoolWriteError(store('q1'), 'EIO');
+    expect(fs.count('sync', 'end', 'q1.eml')).toBe(1);
+    expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+  });
+
+  it('newQid() by default: 16-character valid qids, all distinct within one millisecond, sorted in creation order', () => {
+    const qids = Array.from({ length: 2000 }, () => spool.newQid());
+    expect(new Set(qids).size).toBe(qids.length);
+    for (const qid of qids) {
+      expect(qid).toMatch(/^[0-9a-z]{16}$/);
+      expect(isValidQid(qid)).toBe(true);
+    }
+    expect([...qids].sort()).toEqual(qids);
+  });
+
+  it('newQid() by default starts with the clock time, so later qids sort after earlier ones', () => {
+    const clock = new ManualClock();
+    const timed = new FsSpool({ dir, fsync: true, clock, fs });
+    const early = timed.newQid();
+    clock.advance(1);
+    const late = timed.newQid();
+    expect(late.slice(0, 9) > early.slice(0, 9)).toBe(true);
+    expect(late.slice(0, 9)).toBe(makeQid(clock.now()).slice(0, 9));
   });
 });
