@@ -144,6 +144,31 @@ describe('smtp-sidecar start', () => {
   });
 });
 
+/** Why the privileged-port test cannot run here, or undefined when it can. */
+function privilegedPortSkipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root to drop to an unprivileged user with setpriv';
+  if (spawnSync('setpriv', ['--version']).status !== 0) return 'setpriv (util-linux) is not installed';
+  const start = spawnSync('cat', ['/proc/sys/net/ipv4/ip_unprivileged_port_start'], { encoding: 'utf8' });
+  if (start.status === 0 && Number(start.stdout.trim()) <= 25) return 'this kernel lets unprivileged users bind port 25 (ip_unprivileged_port_start <= 25)';
+  return undefined;
+}
+
+describe('privileged port', () => {
+  const skip = privilegedPortSkipReason();
+  if (skip !== undefined) console.warn(`skipping the privileged-port test: ${skip}`);
+  it.skipIf(skip !== undefined)('an unprivileged user binding port 25 gets exit 1 and the remedy', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
+    spawnSync('chmod', ['0777', dir]);
+    const path = join(dir, 'c25.json');
+    await writeFile(path, JSON.stringify(config({ listen: { host: '127.0.0.1', port: 25 } })));
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, MAIN, 'start', '--config', path], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('cannot listen on 127.0.0.1:25: permission denied');
+    expect(r.stderr).toContain('CAP_NET_BIND_SERVICE');
+    expect(r.stderr).toContain('choose another port with listen.port');
+  });
+});
+
 describe('smtp-sidecar encrypt and validate', () => {
   it('encrypts a secret from stdin that the relay can then use', async () => {
     dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
