@@ -2,6 +2,10 @@
  * The composition root: createApp(config, overrides) builds every part and wires the two
  * halves together. This is the only place that constructs I/O (listener, spool, transports,
  * token sources); everything else receives its dependencies as parameters.
+ *
+ * Does: build, start (spool recovery → SMTP listener → dispatcher → HTTP), reload (swap the
+ * config for new connections and attempts) and stop (listener first, then delivery, then pools).
+ * Never: holds mail logic itself; a decision made here is wiring, not policy.
  */
 import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
