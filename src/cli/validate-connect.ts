@@ -239,7 +239,11 @@ class Transcript {
   }
 }
 
-function runHandshake(connection: SMTPConnection): Promise<SmtpErrorShape | undefined> {
+/**
+ * Runs one SMTPConnection step and settles with its error (or undefined), whichever comes first:
+ * the step's callback or an 'error' event (a socket error may arrive either way).
+ */
+function step(connection: SMTPConnection, run: (done: (err?: SmtpErrorShape | null) => void) => void): Promise<SmtpErrorShape | undefined> {
   return new Promise((resolve) => {
     let settled = false;
     const settle = (err: SmtpErrorShape | undefined): void => {
@@ -250,8 +254,12 @@ function runHandshake(connection: SMTPConnection): Promise<SmtpErrorShape | unde
     };
     const onError = (err: SmtpErrorShape): void => settle(err);
     connection.on('error', onError);
-    connection.connect((err) => settle(err ?? undefined));
+    run((err) => settle(err ?? undefined));
   });
+}
+
+function runHandshake(connection: SMTPConnection): Promise<SmtpErrorShape | undefined> {
+  return step(connection, (done) => connection.connect((err?: unknown) => done(err as SmtpErrorShape | undefined)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,18 +352,7 @@ function reportHandshake(
 // token + AUTH
 
 async function login(connection: SMTPConnection, auth: SMTPConnection.AuthenticationType): Promise<SmtpErrorShape | undefined> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = (err: SmtpErrorShape | undefined): void => {
-      if (settled) return;
-      settled = true;
-      connection.off('error', onError);
-      resolve(err);
-    };
-    const onError = (err: SmtpErrorShape): void => settle(err);
-    connection.on('error', onError);
-    connection.login(auth, (err) => settle(err ?? undefined));
-  });
+  return step(connection, (done) => connection.login(auth, (err) => done(err)));
 }
 
 async function authenticate(
