@@ -127,12 +127,22 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       ...(credentials !== undefined ? { credentials } : {}),
     });
   };
-  const transports = new Map<string, UpstreamTransport>();
-  if (initial.upstreams.length === 0) {
-    transports.set(OUTBOX, createOutboxTransport({ dir: resolve(initial.delivery.outboxDir), fsync: initial.delivery.fsync }));
-  } else {
-    for (const u of initial.upstreams) transports.set(u.name, buildTransport(u, initial));
-  }
+  const buildTransports = (cfg: Config): Map<string, UpstreamTransport> => {
+    const built = new Map<string, UpstreamTransport>();
+    if (cfg.upstreams.length === 0) {
+      built.set(OUTBOX, createOutboxTransport({ dir: resolve(cfg.delivery.outboxDir), fsync: cfg.delivery.fsync }));
+    } else {
+      for (const u of cfg.upstreams) built.set(u.name, buildTransport(u, cfg));
+    }
+    return built;
+  };
+  const transports = buildTransports(initial);
+  /** pools replaced by a reload, closed after a grace period (or at stop) */
+  const retired = new Set<{ transports: UpstreamTransport[]; sources: OAuth2TokenSource[] }>();
+  const retire = async (r: { transports: UpstreamTransport[]; sources: OAuth2TokenSource[] }) => {
+    if (!retired.delete(r)) return;
+    await Promise.allSettled([...r.transports.map((t) => t.close()), ...r.sources.map((s) => s.close())]);
+  };
   const upstreamOrder = () => [...transports.keys()];
 
   const metrics = createMetrics({
@@ -227,23 +237,28 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     reload(next) {
       const changed = changedKeys(current, next);
       const needsRestart = changed.filter((k) => RESTART_KEYS.some((r) => k === r || k.startsWith(`${r}.`) || k.startsWith(`${r}[`)));
+      const upstreamChanged = changed.some((k) => k.startsWith('upstreams') || k === 'listen.hostname' || k === 'log.trace');
+      // Build the new pools before touching anything: a reload that cannot build them (an
+      // unreadable tls.ca, say) throws here and the running config stays as it was.
+      const sourcesBefore = tokenSources.length;
+      let fresh: Map<string, UpstreamTransport> | undefined;
+      try {
+        fresh = upstreamChanged ? buildTransports(next) : undefined;
+      } catch (err) {
+        for (const s of tokenSources.splice(sourcesBefore)) void s.close().catch(() => undefined);
+        throw err;
+      }
       current = next;
       allowed = buildAllowList(next.listen.allowedClients);
-      const upstreamChanged = changed.some((k) => k.startsWith('upstreams') || k === 'listen.hostname' || k === 'log.trace');
-      if (upstreamChanged) {
+      if (fresh !== undefined) {
         const old = [...transports.values()];
-        const oldSources = tokenSources.splice(0);
+        const oldSources = tokenSources.splice(0, sourcesBefore);
         transports.clear();
-        if (next.upstreams.length === 0) {
-          transports.set(OUTBOX, createOutboxTransport({ dir: resolve(next.delivery.outboxDir), fsync: next.delivery.fsync }));
-        } else {
-          for (const u of next.upstreams) transports.set(u.name, buildTransport(u, next));
-        }
+        for (const [name, t] of fresh) transports.set(name, t);
         // sends already running on the old pools may finish; new attempts use the new ones
-        setTimeout(() => {
-          for (const t of old) void t.close().catch(() => undefined);
-          for (const s of oldSources) void s.close().catch(() => undefined);
-        }, RETIRE_OLD_TRANSPORTS_MS).unref();
+        const retiring = { transports: old, sources: oldSources };
+        retired.add(retiring);
+        setTimeout(() => void retire(retiring), RETIRE_OLD_TRANSPORTS_MS).unref();
       }
       logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}) }, 'config.changed');
       return changed;
@@ -254,6 +269,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       await dispatcher.stop();
       await Promise.allSettled([...transports.values()].map((t) => t.close()));
       await Promise.allSettled(tokenSources.map((s) => s.close()));
+      await Promise.allSettled([...retired].map(retire));
       await http?.close();
       logger.info({}, 'stopped');
       logger.flush?.();
