@@ -34,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c', default: 'config.json' },
         connect: { type: 'boolean', default: false },
         pretty: { type: 'boolean', default: false },
+        watch: { type: 'boolean', default: false },
         to: { type: 'string' },
         from: { type: 'string' },
         upstream: { type: 'string' },
@@ -53,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       if (values.help) return io.stdout(START_HELP), EXIT.OK;
-      return startCommand({ config: values.config, pretty: values.pretty }, io);
+      return startCommand({ config: values.config, pretty: values.pretty, watch: values.watch }, io);
     case 'validate':
       if (values.help) return io.stdout(VALIDATE_HELP), EXIT.OK;
       return validateCommand({ config: values.config, connect: values.connect }, io, connectCheck());

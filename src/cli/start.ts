@@ -2,6 +2,7 @@
  * `smtp-sidecar start --config FILE`: run the relay until SIGTERM/SIGINT.
  * Exit codes: 0 after a clean stop, 1 when it cannot start (e.g. cannot listen), 2 for an invalid config.
  */
+import { unwatchFile, watchFile } from 'node:fs';
 import { createApp, type App } from '../app.js';
 import type { Logger } from '../core/ports.js';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -10,7 +11,10 @@ import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
 
-export const START_HELP = `Usage: smtp-sidecar start [--config FILE] [--pretty]
+/** How often --watch looks at the config file's modification time. */
+const WATCH_INTERVAL_MS = 1000;
+
+export const START_HELP = `Usage: smtp-sidecar start [--config FILE] [--pretty] [--watch]
 
 Runs the relay: listens for SMTP (listen.host:listen.port), spools every accepted message
 durably and delivers it upstream (or to delivery.outboxDir when no upstream is configured).
@@ -21,6 +25,7 @@ refused and the running config stays).
 Options:
   --config FILE   config file (default: ./config.json)
   --pretty        human-readable logs (pino-pretty) instead of JSON lines
+  --watch         reload when the config file changes (as on SIGHUP)
 `;
 
 /**
@@ -38,7 +43,7 @@ export function reloadFromFile(path: string, app: App, io: CliIo, logger: Logger
   }
 }
 
-export async function startCommand(options: { config: string; pretty: boolean }, io: CliIo): Promise<number> {
+export async function startCommand(options: { config: string; pretty: boolean; watch?: boolean }, io: CliIo): Promise<number> {
   const config = loadConfigOrReport(options.config, io);
   if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const logger = createLogger({ level: config.log.level, pretty: options.pretty });
@@ -58,6 +63,7 @@ export async function startCommand(options: { config: string; pretty: boolean },
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'signal');
+      unwatchFile(options.config);
       app.stop().then(
         () => resolve(EXIT.OK),
         (err: unknown) => {
@@ -72,5 +78,11 @@ export async function startCommand(options: { config: string; pretty: boolean },
       if (stopping) return;
       reloadFromFile(options.config, app, io, logger);
     });
+    if (options.watch === true) {
+      // Polling survives editors that replace the file (rename) where fs.watch loses track of it.
+      watchFile(options.config, { interval: WATCH_INTERVAL_MS, persistent: false }, (now, before) => {
+        if (!stopping && now.mtimeMs !== before.mtimeMs) reloadFromFile(options.config, app, io, logger);
+      });
+    }
   });
 }

@@ -43,8 +43,8 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-function start(configPath: string): Running {
-  const proc = spawn(process.execPath, [MAIN, 'start', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(configPath: string, extraArgs: string[] = []): Running {
+  const proc = spawn(process.execPath, [MAIN, 'start', '--config', configPath, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   child = proc;
   let out = '';
   const listeners: (() => void)[] = [];
@@ -119,6 +119,21 @@ describe('smtp-sidecar start', () => {
     process.kill(child!.pid!, 'SIGTERM');
     expect(await relay.exited).toBe(0);
     expect(relay.lines().at(-1)!.msg).toBe('stopped');
+  });
+
+  it('with --watch, reloads when the file changes (no signal needed)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
+    const path = join(dir, 'config.json');
+    await writeFile(path, JSON.stringify(config()));
+    const relay = start(path, ['--watch']);
+    await relay.waitFor('listening');
+    // mtime resolution: make sure the rewrite is seen as a change
+    await new Promise((r) => setTimeout(r, 50));
+    await writeFile(path, JSON.stringify(config({ limits: { maxAttachments: 7 } })));
+    const changed = await relay.waitFor('config.changed');
+    expect(changed.changed).toEqual(['limits.maxAttachments']);
+    process.kill(child!.pid!, 'SIGTERM');
+    expect(await relay.exited).toBe(0);
   });
 
   it('refuses an invalid config with every problem and exit code 2', async () => {
