@@ -121,8 +121,9 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
           from: parsed.from[0]?.address,
           subject: parsed.subject,
           messageId: parsed.messageId,
-          attachments: parsed.attachments.count,
-          attachmentsBytes: parsed.attachments.totalBytes,
+          // counted as the global limits count them, so per-upstream limits compare like with like
+          attachments: parsed.attachments.count - (config.limits.countInlineParts ? 0 : parsed.attachments.inlineCount),
+          attachmentsBytes: parsed.attachments.totalBytes - (config.limits.countInlineParts ? 0 : parsed.attachments.inlineBytes),
         },
         recipients: outcome.envelope.rcptTo.map((address) => ({ address, status: 'pending' as const })),
         attempts: 0,
