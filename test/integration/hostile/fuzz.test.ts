@@ -26,7 +26,9 @@ afterAll(() => {
   expect(unhandled).toEqual([]);
 });
 
-const SEED = 0x5eed7;
+/** `npm run fuzz` runs the same properties longer (FUZZ_SCALE × the runs; FUZZ_SEED picks another seed); CI runs the bounded default. */
+const SCALE = Math.max(1, Number(process.env.FUZZ_SCALE ?? 1));
+const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : 0x5eed7;
 const SAMPLE = Buffer.from(
   'From: "A" <app@legacy.test>\r\nTo: b@dest.test\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--x--\r\n',
 );
@@ -69,7 +71,7 @@ describe('unit-level fuzzing', () => {
         }
         expect(Buffer.concat([reader.header, ...body]).equals(msg)).toBe(true);
       }),
-      { seed: SEED, numRuns: 300 },
+      { seed: SEED, numRuns: 300 * SCALE },
     );
   });
 
@@ -92,7 +94,7 @@ describe('unit-level fuzzing', () => {
         // a value with a line break is refused, never written
         expect(() => applyHeaderEdits(reader.header, [{ op: 'set', name: 'X', value: `a\r\nBcc: e@x.test` }])).toThrow();
       }),
-      { seed: SEED, numRuns: 300 },
+      { seed: SEED, numRuns: 300 * SCALE },
     );
   });
 
@@ -111,7 +113,7 @@ describe('unit-level fuzzing', () => {
         ]);
         expect(['ok', 'relay-error']).toContain(settled);
       }),
-      { seed: SEED, numRuns: 200 },
+      { seed: SEED, numRuns: 200 * SCALE },
     );
   });
 });
@@ -140,7 +142,7 @@ describe('intake-level fuzzing (real sockets)', () => {
         expect(h.upstream.messages).toHaveLength(before + 1);
         expect(bodyOf(h.upstream.messages[before]!.raw)?.equals(body)).toBe(true);
       }),
-      { seed: SEED, numRuns: 25 },
+      { seed: SEED, numRuns: 25 * SCALE },
     );
   });
 
@@ -167,7 +169,7 @@ describe('intake-level fuzzing (real sockets)', () => {
           expect(m.envelope.rcptTo).not.toContain('victim@dest.test');
         }
       }),
-      { seed: SEED, numRuns: 15 },
+      { seed: SEED, numRuns: 15 * SCALE },
     );
     await expectAlive(h.relay.port);
   });
