@@ -74,7 +74,7 @@ const messageSchema = z.strictObject({
     .union([z.literal('none'), headerName()])
     .default('Reply-To')
     .describe('Header that keeps the original From after a rewrite (only added when the message has none); "none" drops it.'),
-  confidential: confidentialSchema.prefault({}),
+  confidential: confidentialSchema.prefault({}).describe('Confidential marking headers.'),
   alwaysCc: z.array(address()).default([]).describe('Added to the Cc header and the envelope of every message.'),
   alwaysBcc: z.array(address()).default([]).describe('Added to the envelope of every message (never to a header).'),
 });
@@ -96,11 +96,11 @@ const deliverySchema = z.strictObject({
   fsync: z.boolean().default(true).describe('fsync spool files and directories before replying 250. Turn off only for tests on throwaway disks.'),
   concurrency: z.number().int().min(1).default(20).describe('Most messages in delivery at once across all upstreams.'),
   upstreamDownSeconds: z.number().min(0).default(60).describe('How long an upstream that failed is skipped before it is probed again.'),
-  retry: retrySchema.prefault({}),
+  retry: retrySchema.prefault({}).describe('Retry backoff and the lifetime of a queued message.'),
 });
 
 const tlsSchema = z.strictObject({
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted.'),
   ca: z.string().optional().describe('PEM file of the CA that signed the upstream certificate (path).'),
   servername: line().optional().describe('Name expected in the upstream certificate (SNI); defaults to host.'),
   rejectUnauthorized: z.boolean().default(true).describe('Verify the upstream certificate. false logs a warning at start-up.'),
@@ -109,32 +109,32 @@ const tlsSchema = z.strictObject({
 });
 
 const timeoutsSchema = z.strictObject({
-  connectSeconds: z.number().positive().default(10),
-  greetingSeconds: z.number().positive().default(10),
-  socketSeconds: z.number().positive().default(60),
+  connectSeconds: z.number().positive().default(10).describe('How long to wait for the TCP (and TLS) connection.'),
+  greetingSeconds: z.number().positive().default(10).describe('How long to wait for the 220 greeting after connecting.'),
+  socketSeconds: z.number().positive().default(60).describe('How long a connection may stay idle during a transaction.'),
 });
 
-const authNone = z.strictObject({ type: z.literal('none') });
+const authNone = z.strictObject({ type: z.literal('none').describe('Authentication variant: no AUTH.') });
 const authBasic = z.strictObject({
-  type: z.enum(['login', 'plain']),
-  user: line().min(1),
+  type: z.enum(['login', 'plain']).describe('Authentication variant: SASL LOGIN or PLAIN with user and pass.'),
+  user: line().min(1).describe('User name (login/plain) or the mailbox that sends (oauth2).'),
   pass: z.string().min(1).describe('Secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...'),
 });
 const clientCertificateSchema = z.strictObject({
-  thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: 'must be the certificate SHA-256 thumbprint as 64 hex digits' }),
+  thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: 'must be the certificate SHA-256 thumbprint as 64 hex digits' }).describe('SHA-256 thumbprint of the certificate, 64 hex digits.'),
   privateKey: z.string().min(1).describe('PEM private key text (secret: use ${file:/path} or enc:...)'),
   x5c: z.string().optional().describe('PEM certificate chain, sent as x5c (subject name/issuer auth); also used to warn before expiry.'),
 });
 const authOauth2 = z
   .strictObject({
-    type: z.literal('oauth2'),
+    type: z.literal('oauth2').describe('Authentication variant: OAuth2 client credentials and SASL XOAUTH2 (Microsoft 365).'),
     user: address().describe('The mailbox that sends.'),
-    tenantId: line().min(1),
-    clientId: line().min(1),
-    clientSecret: z.string().min(1).optional(),
-    clientCertificate: clientCertificateSchema.optional(),
-    authority: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com'),
-    scope: line().default('https://outlook.office365.com/.default'),
+    tenantId: line().min(1).describe('Microsoft Entra tenant ID (GUID) or domain.'),
+    clientId: line().min(1).describe('Application (client) ID of the app registration.'),
+    clientSecret: z.string().min(1).optional().describe('Client secret of the app registration (secret: use ${env:NAME}, ${file:/path} or enc:...). Set exactly one of clientSecret or clientCertificate.'),
+    clientCertificate: clientCertificateSchema.optional().describe('Certificate credential of the app registration, instead of clientSecret.'),
+    authority: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com').describe('Token authority ("server token URL"); change it for sovereign clouds or a private endpoint.'),
+    scope: line().default('https://outlook.office365.com/.default').describe('OAuth2 scope requested with client credentials.'),
     refreshBeforeExpirySeconds: z.number().min(0).default(600).describe('Fetch a new token this long before the current one expires.'),
     tokenCa: z.string().optional().describe('PEM file (path) of a CA for the token endpoint, e.g. behind TLS inspection.'),
   })
@@ -145,14 +145,14 @@ const authOauth2 = z
   });
 
 export const upstreamSchema = z.strictObject({
-  name: line().regex(/^[A-Za-z0-9._-]+$/, { message: 'must be letters, digits, dot, dash or underscore' }),
-  host: line().min(1),
-  port: port().default(587),
+  name: line().regex(/^[A-Za-z0-9._-]+$/, { message: 'must be letters, digits, dot, dash or underscore' }).describe('Unique name, used in logs, metrics, routes and health (letters, digits, dot, dash, underscore).'),
+  host: line().min(1).describe('Upstream SMTP server host name or address.'),
+  port: port().default(587).describe('Upstream SMTP port (587 submission with STARTTLS, 465 implicit TLS, 25 relay).'),
   hostname: line().optional().describe('EHLO name (FQDN) sent to this upstream; defaults to listen.hostname.'),
-  security: z.enum(['none', 'starttls', 'starttls-required', 'tls']).default('starttls-required'),
-  tls: tlsSchema.prefault({}),
-  timeouts: timeoutsSchema.prefault({}),
-  auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }),
+  security: z.enum(['none', 'starttls', 'starttls-required', 'tls']).default('starttls-required').describe('none | starttls (use STARTTLS when offered) | starttls-required | tls (implicit TLS, port 465).'),
+  tls: tlsSchema.prefault({}).describe('TLS settings for this upstream.'),
+  timeouts: timeoutsSchema.prefault({}).describe('Timeouts for this upstream.'),
+  auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }).describe('How the relay authenticates to this upstream; one of the variants below, chosen by auth.type.'),
   from: address().optional().describe('Sender this upstream requires; overrides globalFrom for messages sent through it.'),
   proxy: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// proxy URL' }).optional().describe('HTTP CONNECT proxy for SMTP and token requests.'),
   limits: z
@@ -167,33 +167,33 @@ export const upstreamSchema = z.strictObject({
 });
 
 const routeSchema = z.strictObject({
-  recipients: z.array(addressPattern()).min(1),
-  upstreams: z.array(line()).min(1),
+  recipients: z.array(addressPattern()).min(1).describe('Recipient addresses or patterns like *@sms.example.net.'),
+  upstreams: z.array(line()).min(1).describe('Names of upstreams (from upstreams[].name) to try in order.'),
 });
 
 const logSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Lowest level logged.'),
   trace: z.enum(['off', 'summary', 'detail']).default('summary').describe('off | summary (one delivery line per recipient) | detail (adds the upstream SMTP transcript, AUTH masked).'),
   subjects: z.boolean().default(false).describe('Log message subjects (off for privacy).'),
 });
 
 const httpSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  host: line().default('127.0.0.1'),
-  port: z.number().int().min(0).max(65535).default(8025),
+  enabled: z.boolean().default(true).describe('Serve the operations HTTP endpoints.'),
+  host: line().default('127.0.0.1').describe('Address the HTTP server listens on. Loopback by default; 0.0.0.0 in a container for health checks and scraping. The admin API answers loopback clients only.'),
+  port: z.number().int().min(0).max(65535).default(8025).describe('HTTP port (0 picks a free port).'),
 });
 
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional(),
-    listen: listenSchema.prefault({}),
-    message: messageSchema.prefault({}),
+    listen: listenSchema.prefault({}).describe('The SMTP listener legacy applications connect to.'),
+    message: messageSchema.prefault({}).describe('The site mail policy applied to every message before it is spooled.'),
     limits: limitsSchema.prefault({}),
-    delivery: deliverySchema.prefault({}),
-    upstreams: z.array(upstreamSchema).default([]),
-    routes: z.array(routeSchema).default([]),
-    log: logSchema.prefault({}),
-    http: httpSchema.prefault({}),
+    delivery: deliverySchema.prefault({}).describe('The durable spool, the synchronous wait and retries.'),
+    upstreams: z.array(upstreamSchema).default([]).describe('Ordered list of upstream servers: the first is the primary, the rest are tried in order (failover). Empty: messages go to delivery.outboxDir as .eml files.'),
+    routes: z.array(routeSchema).default([]).describe('Recipient-based routing: messages whose recipients match a route use its upstreams in order; others use all upstreams.'),
+    log: logSchema.prefault({}).describe('Logging (pino JSON lines on stdout).'),
+    http: httpSchema.prefault({}).describe('The operations HTTP server: /healthz, /readyz, /metrics and the loopback-only admin queue API.'),
   })
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
