@@ -223,5 +223,3 @@ export type DeliveryConfig = Config['delivery'];
 export type RouteConfig = Config['routes'][number];
 export type OAuth2Auth = Extract<UpstreamConfig['auth'], { type: 'oauth2' }>;
 
-/** Key paths that hold secrets: never logged, shown as "changed" on reload. */
-export const SECRET_KEYS = ['pass', 'clientSecret', 'privateKey'] as const;

@@ -80,9 +80,6 @@ export class Dispatcher implements DeliveryPort {
     if (graceTimer !== undefined) clearTimeout(graceTimer);
   }
 
-  get queued(): number {
-    return this.due.size + this.inflight.size;
-  }
 
   /** Retry now (admin request): moves the entry's next attempt to the present. */
   retryNow(qid: string): void {

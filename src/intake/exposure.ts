@@ -8,29 +8,12 @@
  * Never: log, bind or resolve names (a host name other than `localhost` counts as non-loopback).
  * Assumes: `allowedClients` entries passed the config schema (IP or CIDR).
  */
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { isLoopbackAddress } from '../core/loopback.js';
 
 export interface ExposureWarning {
   readonly kind: 'non-loopback-host-loopback-clients' | 'allows-any-client';
   readonly message: string;
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/** Whether an address (no brackets) is loopback: 127.0.0.0/8, ::1, ::ffff:127.x, or `localhost`. */
-export function isLoopbackAddress(host: string): boolean {
-  const bare = host.trim().replace(/^\[|\]$/g, '').toLowerCase();
-  if (bare === 'localhost') return true;
-  const family = isIP(bare);
-  if (family === 4) return LOOPBACK.check(bare, 'ipv4');
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
-    if (mapped?.[1] !== undefined) return LOOPBACK.check(mapped[1], 'ipv4');
-    return LOOPBACK.check(bare, 'ipv6');
-  }
-  return false;
 }
 
 /** Whether a CIDR entry (or single address) lies entirely inside loopback. */

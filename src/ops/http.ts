@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../core/clock.js';
+import { isLoopbackAddress } from '../core/loopback.js';
 import type { Logger } from '../core/ports.js';
 import type { SpoolMeta } from '../core/types.js';
 import type { QueueRow } from './spool-admin.js';
@@ -61,14 +62,6 @@ export interface HttpServer {
 
 /** Mirrors spool/qid.ts: only [A-Za-z0-9], so a qid can never name a path. */
 const QID = /^[A-Za-z0-9]{1,64}$/;
-
-/** Whether a socket peer address is a loopback address (IPv4 127/8, ::1, IPv4-mapped 127/8). */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
-  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4)) return true;
-  return address === '::1' || address === '0:0:0:0:0:0:0:1';
-}
 
 function hostName(hostHeader: string): string {
   if (hostHeader.startsWith('[')) return hostHeader.slice(1, hostHeader.indexOf(']'));

@@ -3,7 +3,8 @@
  *
  * Does: give the delay before the next delivery attempt (the minimum doubling with
  * each attempt, capped at the maximum, with ±20% jitter so retries of many messages
- * spread out) and say whether a message has outlived `maxLifetimeHours`.
+ * spread out). Expiry (`maxLifetimeHours`) is decided where the attempt is recorded
+ * (outcome/record.ts).
  * Never: return a delay below 80% of the minimum or above the maximum; read the clock
  * or Math.random (time and randomness are parameters).
  * Assumes: `random()` returns a number in [0, 1), like Math.random.
@@ -27,9 +28,4 @@ export function nextAttemptDelayMs(attempts: number, retry: RetryTiming, random:
   const unit = Math.min(1, Math.max(0, random()));
   const jitteredMs = baseMs * (1 - JITTER_FRACTION + 2 * JITTER_FRACTION * unit);
   return Math.round(Math.min(maxMs, Math.max(minMs * (1 - JITTER_FRACTION), jitteredMs)));
-}
-
-/** Whether a message received at `receivedAtMs` has been queued for `maxLifetimeHours` or longer. */
-export function isExpired(receivedAtMs: number, nowMs: number, maxLifetimeHours: number): boolean {
-  return nowMs - receivedAtMs >= maxLifetimeHours * 3_600_000;
 }

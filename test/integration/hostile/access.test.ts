@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { isLoopbackAddress, listenExposureWarnings } from '../../../src/intake/exposure.js';
+import { isLoopbackAddress } from '../../../src/core/loopback.js';
+import { listenExposureWarnings } from '../../../src/intake/exposure.js';
 import { rawSmtp } from '../../helpers/smtp-client.js';
 import { dataPayload, expectAlive, startHostile, type Hostile } from './support.js';
 

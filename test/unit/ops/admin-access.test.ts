@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isAdminRequestAllowed, isLoopbackAddress } from '../../../src/ops/http.js';
+import { isLoopbackAddress } from '../../../src/core/loopback.js';
+import { isAdminRequestAllowed } from '../../../src/ops/http.js';
 
 describe(isLoopbackAddress.name, () => {
   it('accepts IPv4 127/8, ::1 and IPv4-mapped loopback', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isExpired, nextAttemptDelayMs } from '../../../src/spool/backoff.js';
+import { nextAttemptDelayMs } from '../../../src/spool/backoff.js';
 
 const retry = { minBackoffSeconds: 60, maxBackoffSeconds: 3600 };
 const noJitter = () => 0.5;
@@ -41,14 +41,5 @@ describe(nextAttemptDelayMs.name, () => {
   it('spreads delays with the random source', () => {
     const delays = new Set([0, 0.25, 0.5, 0.75].map((unit) => nextAttemptDelayMs(3, retry, () => unit)));
     expect(delays.size).toBe(4);
-  });
-});
-
-describe(isExpired.name, () => {
-  const receivedAtMs = Date.UTC(2026, 0, 1);
-  it('is false before maxLifetimeHours and true from then on', () => {
-    expect(isExpired(receivedAtMs, receivedAtMs + 48 * 3_600_000 - 1, 48)).toBe(false);
-    expect(isExpired(receivedAtMs, receivedAtMs + 48 * 3_600_000, 48)).toBe(true);
-    expect(isExpired(receivedAtMs, receivedAtMs + 0.5 * 3_600_000, 0.25)).toBe(true);
   });
 });
