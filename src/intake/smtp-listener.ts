@@ -9,10 +9,12 @@
  * Assumes: enhanced status codes are written into reply texts by us (smtp-server's own
  * automatic codes stay off so our texts are not double-prefixed; its built-in syntax errors,
  * such as "501 Error: Bad recipient address syntax", therefore carry none).
+ * Overrides one smtp-server internal: the 100 ms greeting delay (see PromptGreetingServer).
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { isRelayError, RelayError, toSmtpError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -65,7 +67,7 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
   const maxBytes = Math.floor(config.maxMessageSizeMB * 1024 * 1024);
   let bound = false;
 
-  const server = new SMTPServer({
+  const server = new PromptGreetingServer({
     name: config.hostname,
     banner: 'smtp-sidecar ESMTP',
     authOptional: true,
@@ -162,6 +164,51 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
       });
     },
   };
+}
+
+/**
+ * smtp-server with the 220 greeting sent at once instead of after 100 ms.
+ *
+ * smtp-server 3.21.6 `SMTPConnection.init()` waits a hard-coded 100 ms before it greets
+ * ("early talker" detection: a client that speaks first gets "421 You talk too soon"); there
+ * is no option to turn it off. A legacy app that opens a connection per message therefore
+ * could send at most ten messages a second per connection. This relay's clients are on
+ * `listen.allowedClients` (loopback or the app's own network), and a client that is not gets
+ * refused at connect anyway, so the detection buys nothing here: the greeting goes out in
+ * the same tick as the accept, and a client that pipelines its EHLO before reading the
+ * greeting is served normally (RFC 5321 asks the client to wait, it does not ask the server
+ * to punish it). No delay remains for anyone, so no allowed client pays for it.
+ *
+ * How: `connect()` below is smtp-server's own `SMTPServer.connect()` (five statements) with
+ * its `connection.init()` replaced by `init()`'s body minus the timer: `_setListeners`, the
+ * maxClients check, then `connectionReady()` at once. Those internals are pinned by
+ * test/unit/intake/greeting-override.test.ts, which compares smtp-server's `connect()` and
+ * `init()` source text with the shapes this copy was made from and fails on any upgrade that
+ * changes them (then re-read both functions and update this copy and the test together).
+ */
+class PromptGreetingServer extends SMTPServer {
+  private readonly maxClientsAllowed: number | undefined;
+  private readonly greetingName: string;
+
+  constructor(options: SMTPServerOptions & { name: string }) {
+    super(options);
+    this.maxClientsAllowed = options.maxClients;
+    this.greetingName = options.name;
+  }
+
+  override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = new SMTPConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
+    // init() without `setTimeout(() => this.connectionReady(), 100)`
+    connection._setListeners(() => {
+      if (this.maxClientsAllowed && this.connections.size > this.maxClientsAllowed) {
+        return connection.send(421, `${this.greetingName} Too many connected clients, try again in a moment`, false);
+      }
+      connection.connectionReady();
+    });
+  }
 }
 
 function toIntakeSession(session: SMTPServerSession): IntakeSession {
