@@ -3,6 +3,7 @@
  * Exit codes: 0 valid (and every upstream passed), 1 an upstream check failed, 2 invalid config.
  */
 import { ConfigError, loadConfig } from '../config/load.js';
+import { configWarnings } from './config-warnings.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -31,6 +32,7 @@ export async function validateCommand(
   }
   const upstreams = config.upstreams.length === 0 ? 'none (delivering to the outbox directory)' : config.upstreams.map((u) => u.name).join(', ');
   io.stdout(`${options.config}: valid (listen ${config.listen.host}:${config.listen.port}; upstreams: ${upstreams})\n`);
+  for (const line of configWarnings(config)) io.stdout(`${line}\n`);
   if (!options.connect) return EXIT.OK;
   if (connectCheck === undefined) {
     io.stderr('validate --connect is not available in this build\n');

@@ -17,9 +17,32 @@ const line = () =>
 
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/;
 const address = () => line().regex(ADDRESS, { message: 'must be a plain email address like user@example.com' });
-/** `user@example.com` or `*@example.com` */
+/**
+ * Why a pattern can never match an address (matchesAddressPattern in core/address.ts knows
+ * only `user@x`, `*@x` and `*@*.x`; a `*` anywhere else is taken literally and so never
+ * matches what the admin meant, e.g. `*@*`), or undefined when it can.
+ */
+export function patternProblem(pattern: string): string | undefined {
+  const at = pattern.lastIndexOf('@');
+  const local = pattern.slice(0, at);
+  const domain = pattern.slice(at + 1);
+  const wildcardDomain = domain.startsWith('*.') ? domain.slice(2) : domain;
+  if ((local !== '*' && local.includes('*')) || wildcardDomain.includes('*') || wildcardDomain === '' || wildcardDomain.startsWith('.')) {
+    return `"${pattern}" can never match: the only wildcards are *@example.com (any user), *@*.example.com (any subdomain) and, in routes, "*" alone (every recipient no other route matches)`;
+  }
+  return undefined;
+}
+
+/** `user@example.com`, `*@example.com` or `*@*.example.com` */
 const addressPattern = () =>
-  line().regex(/^(\*|[^\s@<>]+)@(\*\.)?[^\s@<>]+$/, { message: 'must be an address or a pattern like *@example.com' });
+  line()
+    .regex(/^(\*|[^\s@<>]+)@(\*\.)?[^\s@<>]+$/, { message: 'must be an address or a pattern like *@example.com' })
+    .superRefine((v, ctx) => {
+      const problem = /@/.test(v) ? patternProblem(v) : undefined;
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    });
+/** A route pattern: an address pattern, or "*" alone (the catch-all route). */
+const routePattern = () => z.union([z.literal('*'), addressPattern()], { message: 'must be an address, a pattern like *@example.com, or "*" (the catch-all route)' });
 
 const HEADER_NAME = /^[!-9;-~]+$/; // printable ASCII without ':' (RFC 5322 field name)
 const headerName = () => line().regex(HEADER_NAME, { message: 'must be a header field name (printable ASCII, no colon or space)' });
@@ -167,7 +190,10 @@ export const upstreamSchema = z.strictObject({
 });
 
 const routeSchema = z.strictObject({
-  recipients: z.array(addressPattern()).min(1).describe('Recipient addresses or patterns like *@sms.example.net.'),
+  recipients: z
+    .array(routePattern())
+    .min(1)
+    .describe('Recipient addresses or patterns like *@sms.example.net; ["*"] alone makes the catch-all route: recipients that no other route matches use only its upstreams.'),
   upstreams: z.array(line()).min(1).describe('Names of upstreams (from upstreams[].name) to try in order.'),
 });
 
@@ -191,7 +217,7 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     delivery: deliverySchema.prefault({}).describe('The durable spool, the synchronous wait and retries.'),
     upstreams: z.array(upstreamSchema).default([]).describe('Ordered list of upstream servers: the first is the primary, the rest are tried in order (failover). Empty: messages go to delivery.outboxDir as .eml files.'),
-    routes: z.array(routeSchema).default([]).describe('Recipient-based routing: messages whose recipients match a route use its upstreams in order; others use all upstreams.'),
+    routes: z.array(routeSchema).default([]).describe('Recipient-based routing: recipients matching a route (the first that matches) use its upstreams in order; the others use the catch-all route (recipients ["*"]) when there is one, else all upstreams.'),
     log: logSchema.prefault({}).describe('Logging (pino JSON lines on stdout).'),
     http: httpSchema.prefault({}).describe('The operations HTTP server: /healthz, /readyz, /metrics and the loopback-only admin queue API.'),
   })
@@ -204,11 +230,20 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', message: 'oauth2 needs TLS: use security "starttls-required" or "tls"', path: ['upstreams', i, 'security'] });
       }
     });
-    cfg.routes.forEach((r, i) =>
+    let catchAll: number | undefined;
+    cfg.routes.forEach((r, i) => {
       r.upstreams.forEach((n, j) => {
         if (!names.has(n)) ctx.addIssue({ code: 'custom', message: `unknown upstream "${n}"`, path: ['routes', i, 'upstreams', j] });
-      }),
-    );
+      });
+      if (!r.recipients.includes('*')) return;
+      if (r.recipients.length > 1) {
+        ctx.addIssue({ code: 'custom', message: '"*" (the catch-all) must be the only pattern of its route: put the other patterns in a route of their own', path: ['routes', i, 'recipients'] });
+      }
+      if (catchAll !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `only one catch-all route ("*") is allowed; routes[${catchAll}] is one already`, path: ['routes', i, 'recipients'] });
+      }
+      catchAll ??= i;
+    });
     if (cfg.delivery.retry.minBackoffSeconds > cfg.delivery.retry.maxBackoffSeconds) {
       ctx.addIssue({ code: 'custom', message: 'must not exceed maxBackoffSeconds', path: ['delivery', 'retry', 'minBackoffSeconds'] });
     }
