@@ -11,15 +11,13 @@ import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { INetworkModule } from '@azure/msal-node';
 import { type Clock, systemClock } from './core/clock.js';
-import type { Logger, Spool, UpstreamTransport } from './core/ports.js';
-import type { Config, UpstreamConfig } from './config/schema.js';
+import type { Logger, Spool, UpstreamSet } from './core/ports.js';
+import type { Config } from './config/schema.js';
 import { changedKeys } from './config/diff.js';
-import { createOAuth2TokenSource, type OAuth2TokenSource } from './delivery/credentials/oauth2.js';
 import { TokenCache } from './delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from './delivery/credentials/token-status.js';
 import { Dispatcher } from './delivery/dispatch.js';
-import { createOutboxTransport } from './delivery/outbox.js';
-import { createSmtpTransport } from './delivery/transport.js';
+import { buildUpstreamSet, OUTBOX } from './delivery/upstream-set.js';
 import { listenExposureWarnings } from './intake/exposure.js';
 import { createReceiver } from './intake/receive.js';
 import { createSmtpListener, type SmtpListener } from './intake/smtp-listener.js';
@@ -34,11 +32,12 @@ import { UpstreamHealth } from './routing/upstream-health.js';
 import { nextAttemptDelayMs } from './spool/backoff.js';
 import { FsSpool } from './spool/fs-spool.js';
 
-export const OUTBOX = 'outbox';
+export { OUTBOX };
 
 /** Keys the running listener or spool cannot change: they take effect at the next start. */
 const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level'];
-const RETIRE_OLD_TRANSPORTS_MS = 120_000;
+/** how long sends already running on a set replaced by a reload may go on before it is closed */
+const RETIRE_OLD_UPSTREAMS_MS = 120_000;
 
 export interface AppOverrides {
   readonly clock?: Clock;
@@ -105,45 +104,22 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   const rate = new RateLimiter(clock);
   const tokens = new MeteredTokenStatusBoard();
   const tokenCache = new TokenCache({ clock });
-  const tokenSources: OAuth2TokenSource[] = [];
-
-  const buildTransport = (u: UpstreamConfig, cfg: Config): UpstreamTransport => {
-    let credentials: OAuth2TokenSource | undefined;
-    if (u.auth.type === 'oauth2') {
-      credentials = createOAuth2TokenSource(u.name, u.auth, {
-        cache: tokenCache,
-        clock,
-        logger,
-        status: tokens,
-        ...(u.proxy !== undefined ? { proxy: u.proxy } : {}),
-        ...(overrides.tokenNetworkClient !== undefined ? { networkClient: overrides.tokenNetworkClient } : {}),
-      });
-      tokenSources.push(credentials);
-    }
-    return createSmtpTransport(u, {
+  const buildSet = (cfg: Config): UpstreamSet =>
+    buildUpstreamSet(cfg, {
+      clock,
       logger,
-      defaultHostname: cfg.listen.hostname,
-      trace: cfg.log.trace,
-      ...(credentials !== undefined ? { credentials } : {}),
+      tokenCache,
+      tokenStatus: tokens,
+      ...(overrides.tokenNetworkClient !== undefined ? { tokenNetworkClient: overrides.tokenNetworkClient } : {}),
     });
+  let upstreams = buildSet(initial);
+  /** sets replaced by a reload, closed after a grace period (or at stop) */
+  const retired = new Set<UpstreamSet>();
+  const retire = async (set: UpstreamSet) => {
+    if (!retired.delete(set)) return;
+    await set.close();
   };
-  const buildTransports = (cfg: Config): Map<string, UpstreamTransport> => {
-    const built = new Map<string, UpstreamTransport>();
-    if (cfg.upstreams.length === 0) {
-      built.set(OUTBOX, createOutboxTransport({ dir: resolve(cfg.delivery.outboxDir), fsync: cfg.delivery.fsync }));
-    } else {
-      for (const u of cfg.upstreams) built.set(u.name, buildTransport(u, cfg));
-    }
-    return built;
-  };
-  const transports = buildTransports(initial);
-  /** pools replaced by a reload, closed after a grace period (or at stop) */
-  const retired = new Set<{ transports: UpstreamTransport[]; sources: OAuth2TokenSource[] }>();
-  const retire = async (r: { transports: UpstreamTransport[]; sources: OAuth2TokenSource[] }) => {
-    if (!retired.delete(r)) return;
-    await Promise.allSettled([...r.transports.map((t) => t.close()), ...r.sources.map((s) => s.close())]);
-  };
-  const upstreamOrder = () => [...transports.keys()];
+  const upstreamOrder = () => upstreams.names;
 
   const metrics = createMetrics({
     queue: async () => summarizeQueue((await spool.list()).map((e) => e.meta.receivedAt), clock.now()),
@@ -162,7 +138,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     trace: () => config().log.trace,
     metrics,
   });
-  const dispatcher = new Dispatcher({ config, spool, transports: () => transports, upstreamOrder, health, rate, recorder, clock, logger });
+  const dispatcher = new Dispatcher({ config, spool, upstreams: () => upstreams, health, rate, recorder, clock, logger });
   const receiver = createReceiver({
     config,
     spool,
@@ -238,27 +214,17 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       const changed = changedKeys(current, next);
       const needsRestart = changed.filter((k) => RESTART_KEYS.some((r) => k === r || k.startsWith(`${r}.`) || k.startsWith(`${r}[`)));
       const upstreamChanged = changed.some((k) => k.startsWith('upstreams') || k === 'listen.hostname' || k === 'log.trace');
-      // Build the new pools before touching anything: a reload that cannot build them (an
+      // Build the new set before touching anything: a reload that cannot build it (an
       // unreadable tls.ca, say) throws here and the running config stays as it was.
-      const sourcesBefore = tokenSources.length;
-      let fresh: Map<string, UpstreamTransport> | undefined;
-      try {
-        fresh = upstreamChanged ? buildTransports(next) : undefined;
-      } catch (err) {
-        for (const s of tokenSources.splice(sourcesBefore)) void s.close().catch(() => undefined);
-        throw err;
-      }
+      const fresh = upstreamChanged ? buildSet(next) : undefined;
       current = next;
       allowed = buildAllowList(next.listen.allowedClients);
       if (fresh !== undefined) {
-        const old = [...transports.values()];
-        const oldSources = tokenSources.splice(0, sourcesBefore);
-        transports.clear();
-        for (const [name, t] of fresh) transports.set(name, t);
-        // sends already running on the old pools may finish; new attempts use the new ones
-        const retiring = { transports: old, sources: oldSources };
-        retired.add(retiring);
-        setTimeout(() => void retire(retiring), RETIRE_OLD_TRANSPORTS_MS).unref();
+        // sends already running on the old set may finish; new attempts use the new one
+        const old = upstreams;
+        upstreams = fresh;
+        retired.add(old);
+        setTimeout(() => void retire(old), RETIRE_OLD_UPSTREAMS_MS).unref();
       }
       logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}) }, 'config.changed');
       return changed;
@@ -267,8 +233,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       logger.info({ openConnections: listener.openConnections }, 'stopping');
       await listener.close();
       await dispatcher.stop();
-      await Promise.allSettled([...transports.values()].map((t) => t.close()));
-      await Promise.allSettled(tokenSources.map((s) => s.close()));
+      await upstreams.close();
       await Promise.allSettled([...retired].map(retire));
       await http?.close();
       logger.info({}, 'stopped');

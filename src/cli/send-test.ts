@@ -22,17 +22,13 @@ import { resolve } from 'node:path';
 import type { INetworkModule } from '@azure/msal-node';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
-import type { Config, UpstreamConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import type { Logger, OutgoingMessage, UpstreamTransport } from '../core/ports.js';
+import type { Logger, OutgoingMessage, UpstreamSet } from '../core/ports.js';
 import type { Envelope } from '../core/types.js';
 import { classifyError, classifyRejection } from '../delivery/classify.js';
-import { createOAuth2TokenSource, type OAuth2TokenSource } from '../delivery/credentials/oauth2.js';
-import { TokenCache } from '../delivery/credentials/token-cache.js';
-import { TokenStatusBoard } from '../delivery/credentials/token-status.js';
 import { describeError } from '../delivery/dispatch.js';
-import { createOutboxTransport } from '../delivery/outbox.js';
-import { createSmtpTransport } from '../delivery/transport.js';
+import { buildUpstreamSet, OUTBOX } from '../delivery/upstream-set.js';
 import { applyHeaderEdits } from '../message/header-edits.js';
 import { createFactsParser } from '../message/parse.js';
 import { headerBlockEnd, overrideSender } from '../message/sender-override.js';
@@ -183,36 +179,6 @@ async function submitToRelay(
 // ---------------------------------------------------------------------------------------------
 // in-process: policies, routing, the real upstream transports
 
-interface Delivery {
-  readonly transports: Map<string, UpstreamTransport>;
-  readonly tokenSources: OAuth2TokenSource[];
-}
-
-function buildTransport(upstream: UpstreamConfig, config: Config, delivery: Delivery, logger: Logger, clock: Clock, deps: SendTestDeps): UpstreamTransport {
-  const existing = delivery.transports.get(upstream.name);
-  if (existing !== undefined) return existing;
-  let credentials: OAuth2TokenSource | undefined;
-  if (upstream.auth.type === 'oauth2') {
-    credentials = createOAuth2TokenSource(upstream.name, upstream.auth, {
-      cache: new TokenCache({ clock }),
-      clock,
-      logger,
-      status: new TokenStatusBoard(),
-      ...(upstream.proxy === undefined ? {} : { proxy: upstream.proxy }),
-      ...(deps.tokenNetworkClient === undefined ? {} : { networkClient: deps.tokenNetworkClient }),
-    });
-    delivery.tokenSources.push(credentials);
-  }
-  const transport = createSmtpTransport(upstream, {
-    logger,
-    defaultHostname: config.listen.hostname,
-    trace: 'off',
-    ...(credentials === undefined ? {} : { credentials }),
-  });
-  delivery.transports.set(upstream.name, transport);
-  return transport;
-}
-
 async function sendInProcess(
   config: Config,
   addresses: { from: string; to: string },
@@ -247,11 +213,16 @@ async function sendInProcess(
   const envelope: Envelope = { ...outcome.envelope, bodyType: '7bit' };
 
   const logger: Logger = pino({ enabled: false });
-  const delivery: Delivery = { transports: new Map(), tokenSources: [] };
+  const upstreams = buildUpstreamSet(config, {
+    clock,
+    logger,
+    tolerateBroken: true,
+    ...(deps.tokenNetworkClient === undefined ? {} : { tokenNetworkClient: deps.tokenNetworkClient }),
+  });
   try {
-    if (config.upstreams.length === 0) {
-      const outbox = createOutboxTransport({ dir: resolve(config.delivery.outboxDir), fsync: config.delivery.fsync });
-      const report = await outbox.send({ qid, envelope, raw: finalRaw, sizeBytes: finalRaw.length });
+    const outbox = upstreams.get(OUTBOX);
+    if (config.upstreams.length === 0 && outbox !== undefined) {
+      const report = await outbox.transport.send({ qid, envelope, raw: finalRaw, sizeBytes: finalRaw.length });
       io.stdout(`no upstream configured: written to the outbox directory ${resolve(config.delivery.outboxDir)} (${report.response})\n`);
       return EXIT.OK;
     }
@@ -261,13 +232,12 @@ async function sendInProcess(
         : planRoutes(envelope.rcptTo, config.routes, config.upstreams.map((u) => u.name), () => false);
     let allDelivered = true;
     for (const group of groups) {
-      const delivered = await sendGroup(group, envelope, finalRaw, qid, config, delivery, logger, clock, deps, io);
+      const delivered = await sendGroup(group, envelope, finalRaw, qid, upstreams, io);
       allDelivered &&= delivered;
     }
     return allDelivered ? EXIT.OK : EXIT.FAILURE;
   } finally {
-    await Promise.allSettled([...delivery.transports.values()].map((t) => t.close()));
-    await Promise.allSettled(delivery.tokenSources.map((s) => s.close()));
+    await upstreams.close();
   }
 }
 
@@ -277,28 +247,18 @@ async function sendGroup(
   envelope: Envelope,
   raw: Buffer,
   qid: string,
-  config: Config,
-  delivery: Delivery,
-  logger: Logger,
-  clock: Clock,
-  deps: SendTestDeps,
+  upstreams: UpstreamSet,
   io: CliIo,
 ): Promise<boolean> {
   let remaining = [...group.recipients];
   for (const name of group.upstreams) {
-    const upstream = config.upstreams.find((u) => u.name === name);
+    const upstream = upstreams.get(name);
     if (upstream === undefined) continue;
-    let transport: UpstreamTransport;
-    try {
-      transport = buildTransport(upstream, config, delivery, logger, clock, deps);
-    } catch (err) {
-      io.stdout(`${name}: cannot be used: ${(err as Error).message}\n`);
-      continue;
-    }
-    const body = upstream.from === undefined ? raw : await overrideSender(raw, upstream.from);
+    const { transport, settings } = upstream;
+    const body = settings.from === undefined ? raw : await overrideSender(raw, settings.from);
     const message: OutgoingMessage = {
       qid,
-      envelope: { ...envelope, mailFrom: upstream.from ?? envelope.mailFrom, rcptTo: remaining },
+      envelope: { ...envelope, mailFrom: settings.from ?? envelope.mailFrom, rcptTo: remaining },
       raw: body,
       sizeBytes: body.length,
     };

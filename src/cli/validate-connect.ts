@@ -1,52 +1,26 @@
 /**
- * `smtp-sidecar validate --connect`: talks to each configured upstream, step by step, the way the
- * relay's transport will (same host, port, security, TLS material, EHLO name, timeouts, auth), and
- * prints one line per step: connect, greeting, ehlo, tls, token (oauth2), auth, quit.
+ * `smtp-sidecar validate --connect`: builds the upstreams exactly as the relay does (the one
+ * UpstreamSet: same transports, TLS material, credentials) and runs each transport's `verify()`,
+ * printing one line per step (connect, greeting, ehlo, tls, token, auth, quit for SMTP).
  *
- * Does: open the TCP connection itself (directly or through upstream.proxy) so the connect step
- *   is measured and reported on its own; then hand the socket to nodemailer's SMTPConnection and
- *   read the server's replies from its transaction log; explain each failure with a hint an admin
- *   can act on (tls.ca / tls.servername for certificate errors, auth.user/auth.pass for 535, the
- *   Microsoft 365 tenant settings for 5.7.139 / 5.7.30 / refused tokens).
- * Never: print a password, a client secret, a private key or an access token (every output line
- *   goes through a scrubber that knows them and their base64/SASL forms); send mail; wait without
- *   a bound (every step is limited by the upstream's timeouts).
- * Assumes: the config is validated. Connection options come from delivery/connection-options.ts,
- *   the same mapping the transport uses; the hints live in connect-hints.ts.
+ * Does: check every upstream in order, even after one failed; print each step as it ends.
+ * Never: print a secret (each transport scrubs its own steps); send mail.
+ * Assumes: the config is validated.
  */
-import net from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { INetworkModule } from '@azure/msal-node';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import httpProxyClient from 'nodemailer/lib/smtp-connection/http-proxy-client';
-import XOAuth2 from 'nodemailer/lib/xoauth2';
 import pino from 'pino';
-import { smtpConnectionOptions } from '../delivery/connection-options.js';
-import type { Config, UpstreamConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { createOAuth2TokenSource } from '../delivery/credentials/oauth2.js';
-import { TokenCache } from '../delivery/credentials/token-cache.js';
-import { TokenStatusBoard } from '../delivery/credentials/token-status.js';
-import { readTlsMaterial } from '../delivery/tls-files.js';
-import { authHint, describeSocketError, errorText, firstLine, handshakeFailureHint, type SmtpErrorShape, tlsHint, withHint } from './connect-hints.js';
+import type { VerifyStep } from '../core/ports.js';
+import { buildUpstreamSet } from '../delivery/upstream-set.js';
 import type { CliIo } from './io.js';
-import { SecretScrubber } from './secret-scrubber.js';
 
-export { SecretScrubber };
+export { SecretScrubber } from '../delivery/secret-scrubber.js';
 
 export interface ConnectCheckOptions {
   readonly clock?: Clock;
   /** msal network client for oauth2 upstreams (tests: the fake token endpoint); the CLI passes none */
   readonly tokenNetworkClient?: INetworkModule;
-}
-
-export type StepStatus = 'ok' | 'failed' | 'skipped';
-
-export interface StepLine {
-  readonly upstream: string;
-  readonly step: 'config' | 'connect' | 'greeting' | 'ehlo' | 'tls' | 'token' | 'auth' | 'quit' | 'session';
-  readonly status: StepStatus;
-  readonly detail: string;
 }
 
 /** For validateCommand's `connectCheck` parameter. */
@@ -61,381 +35,23 @@ export async function checkUpstreams(config: Config, io: CliIo, options: Connect
     return true;
   }
   const nameWidth = Math.max(...config.upstreams.map((u) => u.name.length)) + 2;
-  const scrubber = new SecretScrubber();
-  const print = (line: StepLine): void => {
-    const text = `${line.upstream.padEnd(nameWidth)}${line.step.padEnd(10)}${line.status.padEnd(8)}${line.detail}`.trimEnd();
-    io.stdout(`${scrubber.scrub(text)}\n`);
-  };
+  const set = buildUpstreamSet(config, {
+    clock: options.clock ?? systemClock,
+    logger: pino({ enabled: false }),
+    tolerateBroken: true,
+    ...(options.tokenNetworkClient === undefined ? {} : { tokenNetworkClient: options.tokenNetworkClient }),
+  });
   let allPassed = true;
-  for (const upstream of config.upstreams) {
-    const passed = await checkUpstream(upstream, config, print, scrubber, options);
-    allPassed &&= passed;
+  try {
+    for (const name of set.names) {
+      const print = (line: VerifyStep): void => {
+        io.stdout(`${`${name.padEnd(nameWidth)}${line.step.padEnd(10)}${line.status.padEnd(8)}${line.detail}`.trimEnd()}\n`);
+      };
+      const steps = (await set.get(name)?.transport.verify(print)) ?? [];
+      allPassed &&= steps.every((s) => s.status !== 'failed');
+    }
+  } finally {
+    await set.close();
   }
   return allPassed;
-}
-
-/** Runs the steps against one upstream, reporting each through `print`. */
-export async function checkUpstream(
-  upstream: UpstreamConfig,
-  config: Config,
-  print: (line: StepLine) => void,
-  scrubber: SecretScrubber,
-  options: ConnectCheckOptions = {},
-): Promise<boolean> {
-  const clock = options.clock ?? systemClock;
-  const report = (step: StepLine['step'], status: StepStatus, detail: string): void => print({ upstream: upstream.name, step, status, detail });
-  const auth = upstream.auth;
-  if (auth.type === 'login' || auth.type === 'plain') scrubber.add(auth.user, auth.pass);
-  if (auth.type === 'oauth2') {
-    if (auth.clientSecret !== undefined) scrubber.add(auth.user, auth.clientSecret);
-    if (auth.clientCertificate !== undefined) scrubber.add(auth.user, auth.clientCertificate.privateKey);
-  }
-
-  let tlsMaterial;
-  try {
-    tlsMaterial = readTlsMaterial(upstream);
-  } catch (err) {
-    report('config', 'failed', (err as Error).message);
-    return false;
-  }
-
-  // 1. TCP connect (through the proxy when one is configured)
-  const target = `${upstream.host}:${upstream.port}`;
-  const startedMs = clock.now();
-  let socket: net.Socket;
-  try {
-    socket = await openSocket(upstream);
-  } catch (err) {
-    report('connect', 'failed', `${target}: ${describeSocketError(err, upstream)}`);
-    return false;
-  }
-  report('connect', 'ok', `${target}${upstream.proxy === undefined ? '' : ` via proxy ${redactProxy(upstream.proxy)}`} (${clock.now() - startedMs} ms)`);
-
-  // 2. greeting, EHLO, TLS: one SMTPConnection.connect(), replies read from its transaction log
-  const transcript = new Transcript();
-  const connection = new SMTPConnection({
-    connection: socket,
-    ...smtpConnectionOptions(upstream, config.listen.hostname, tlsMaterial),
-    socketCloseTimeout: 1000,
-    logger: transcript.logger(),
-    transactionLog: true,
-    debug: false,
-  });
-  const ended = new Promise<void>((resolve) => connection.once('end', () => resolve()));
-  // errors after a step's callback (e.g. a late socket error) must not become an unhandled 'error' event
-  connection.on('error', () => undefined);
-
-  try {
-    const handshakeError = await runHandshake(connection);
-    const handshakeOk = reportHandshake(upstream, connection, transcript, handshakeError, report);
-    if (!handshakeOk) return false;
-
-    // 3. token (oauth2) and AUTH
-    const authOk = await authenticate(upstream, connection, transcript, scrubber, report, clock, options);
-
-    // 4. QUIT
-    await quit(upstream, connection, transcript, ended, report);
-    return authOk;
-  } finally {
-    connection.close();
-    socket.destroy();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// the TCP connection (direct, or through upstream.proxy)
-
-async function openSocket(upstream: UpstreamConfig): Promise<net.Socket> {
-  const timeoutMs = upstream.timeouts.connectSeconds * 1000;
-  if (upstream.proxy !== undefined) {
-    const proxy = upstream.proxy;
-    return new Promise((resolve, reject) => {
-      httpProxyClient(proxy, upstream.port, upstream.host, { timeout: timeoutMs }, (err, proxied) => {
-        if (err !== null && err !== undefined) reject(err);
-        else if (proxied === undefined) reject(new Error('proxy returned no socket'));
-        else resolve(proxied);
-      });
-    });
-  }
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: upstream.host, port: upstream.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error(`no answer within ${upstream.timeouts.connectSeconds} s`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    });
-  });
-}
-
-function redactProxy(proxy: string): string {
-  try {
-    const url = new URL(proxy);
-    url.username = '';
-    url.password = '';
-    return url.origin;
-  } catch {
-    return '(proxy)';
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// transcript
-
-interface Exchange {
-  /** the command the reply answers (undefined for the greeting) */
-  readonly command: string | undefined;
-  readonly reply: string;
-}
-
-type LogFn = (entry: unknown, message?: unknown, ...args: unknown[]) => void;
-
-/** The server replies nodemailer's transaction log shows, paired with the command they answer. */
-class Transcript {
-  readonly exchanges: Exchange[] = [];
-  readonly commands: string[] = [];
-  /** set when a TLS handshake completed (implicit TLS or STARTTLS) */
-  tlsEstablished = false;
-  private lastCommand: string | undefined;
-
-  logger(): Record<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal', LogFn> {
-    const record: LogFn = (entry, message, ...args) => {
-      const tnx = typeof entry === 'object' && entry !== null ? (entry as { tnx?: unknown }).tnx : undefined;
-      if (typeof message !== 'string') return;
-      // nodemailer 10 smtp-connection: `_onConnect` logs '%s established to %s:%s' with 'Secure connection'
-      // after an implicit-TLS handshake; `_actionSTARTTLS` logs 'Connection upgraded with STARTTLS'
-      if ((tnx === 'network' && args[0] === 'Secure connection') || (tnx === 'smtp' && message === 'Connection upgraded with STARTTLS')) {
-        this.tlsEstablished = true;
-        return;
-      }
-      if (tnx === 'client') {
-        // AUTH lines are already masked by nodemailer; only the verb is kept anyway
-        const command = /^AUTH\b/i.test(message) ? message.split(' ').slice(0, 2).join(' ') : message;
-        this.lastCommand = command;
-        this.commands.push(command);
-      } else if (tnx === 'server') {
-        this.exchanges.push({ command: this.lastCommand, reply: message });
-      }
-    };
-    const ignore: LogFn = () => undefined;
-    return { trace: ignore, debug: record, info: record, warn: ignore, error: ignore, fatal: ignore };
-  }
-
-  repliesTo(pattern: RegExp): Exchange[] {
-    return this.exchanges.filter((e) => e.command !== undefined && pattern.test(e.command));
-  }
-
-  /** Replies received after the `index`-th exchange. */
-  since(index: number): Exchange[] {
-    return this.exchanges.slice(index);
-  }
-}
-
-/**
- * Runs one SMTPConnection step and settles with its error (or undefined), whichever comes first:
- * the step's callback or an 'error' event (a socket error may arrive either way).
- */
-function step(connection: SMTPConnection, run: (done: (err?: SmtpErrorShape | null) => void) => void): Promise<SmtpErrorShape | undefined> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = (err: SmtpErrorShape | undefined): void => {
-      if (settled) return;
-      settled = true;
-      connection.off('error', onError);
-      resolve(err);
-    };
-    const onError = (err: SmtpErrorShape): void => settle(err);
-    connection.on('error', onError);
-    run((err) => settle(err ?? undefined));
-  });
-}
-
-function runHandshake(connection: SMTPConnection): Promise<SmtpErrorShape | undefined> {
-  return step(connection, (done) => connection.connect((err?: unknown) => done(err as SmtpErrorShape | undefined)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// handshake report: greeting, EHLO, TLS
-
-const isPositive = (reply: string): boolean => reply.startsWith('2');
-
-/** "STARTTLS, AUTH PLAIN LOGIN, SIZE 35882577" from a multi-line EHLO reply (first line is the greeting name). */
-function ehloSummary(reply: string): string {
-  const keywords = reply
-    .split(/\r?\n/)
-    .slice(1)
-    .map((line) => line.replace(/^\d{3}[ -]/, '').trim())
-    .filter((line) => line !== '');
-  return keywords.length === 0 ? firstLine(reply) : keywords.join(', ');
-}
-
-function tlsDetail(connection: SMTPConnection): string {
-  const socket = connection._socket as TLSSocket | false | null;
-  if (socket === false || socket === null || typeof socket.getProtocol !== 'function') return 'encrypted';
-  const protocol = socket.getProtocol() ?? 'TLS';
-  const peer = socket.getPeerCertificate();
-  const subject = peer?.subject?.CN;
-  const issuer = peer?.issuer?.CN;
-  if (subject === undefined) return protocol;
-  return `${protocol}, certificate CN=${String(subject)}${issuer === undefined ? '' : ` issued by CN=${String(issuer)}`}`;
-}
-
-function reportHandshake(
-  upstream: UpstreamConfig,
-  connection: SMTPConnection,
-  transcript: Transcript,
-  err: SmtpErrorShape | undefined,
-  report: (step: StepLine['step'], status: StepStatus, detail: string) => void,
-): boolean {
-  const implicitTls = upstream.security === 'tls';
-  const greeting = transcript.exchanges.find((e) => e.command === undefined);
-  const ehloReplies = transcript.repliesTo(/^(EHLO|HELO|LHLO)\b/i);
-  const starttlsSent = transcript.commands.includes('STARTTLS');
-  const starttlsReply = transcript.repliesTo(/^STARTTLS$/i)[0];
-  const failed = (step: StepLine['step'], detail: string): false => {
-    report(step, 'failed', detail);
-    return false;
-  };
-
-  if (implicitTls) {
-    if (!transcript.tlsEstablished) return failed('tls', withHint(errorText(err), tlsHint(upstream, err)));
-    report('tls', 'ok', tlsDetail(connection));
-  }
-
-  if (greeting === undefined) return failed('greeting', withHint(errorText(err), handshakeFailureHint(upstream, err)));
-  if (!greeting.reply.startsWith('220')) return failed('greeting', firstLine(greeting.reply));
-  report('greeting', 'ok', firstLine(greeting.reply));
-
-  const firstEhlo = ehloReplies[0];
-  if (firstEhlo === undefined) return failed('ehlo', withHint(errorText(err), handshakeFailureHint(upstream, err)));
-  if (isPositive(firstEhlo.reply)) {
-    report('ehlo', 'ok', ehloSummary(firstEhlo.reply));
-  } else {
-    const helo = ehloReplies[1];
-    if (helo === undefined || !isPositive(helo.reply)) return failed('ehlo', firstLine(helo?.reply ?? firstEhlo.reply));
-    report('ehlo', 'ok', `EHLO refused (${firstLine(firstEhlo.reply)}); HELO accepted`);
-  }
-
-  if (!implicitTls) {
-    const offered = /[ -]STARTTLS\b/im.test(firstEhlo.reply);
-    if (!starttlsSent) {
-      if (upstream.security === 'none') report('tls', 'skipped', 'security is "none": the session stays in plaintext');
-      else report('tls', 'skipped', 'the server does not offer STARTTLS: the session stays in plaintext (security "starttls-required" would refuse it)');
-    } else if (starttlsReply !== undefined && !isPositive(starttlsReply.reply)) {
-      return failed(
-        'tls',
-        withHint(`STARTTLS refused: ${firstLine(starttlsReply.reply)}`, offered ? undefined : 'the server does not offer STARTTLS: for implicit TLS (port 465) set security "tls"'),
-      );
-    } else if (!transcript.tlsEstablished) {
-      const hint = tlsHint(upstream, err) ?? (offered ? undefined : 'the server does not offer STARTTLS');
-      return failed('tls', withHint(errorText(err), hint));
-    } else {
-      report('tls', 'ok', tlsDetail(connection));
-      const secondEhlo = ehloReplies.find((e, i) => i > 0 && isPositive(e.reply));
-      if (secondEhlo === undefined && err !== undefined) return failed('ehlo', `after STARTTLS: ${errorText(err)}`);
-    }
-  }
-
-  if (err !== undefined) return failed('session', errorText(err));
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// token + AUTH
-
-async function login(connection: SMTPConnection, auth: SMTPConnection.AuthenticationType): Promise<SmtpErrorShape | undefined> {
-  return step(connection, (done) => connection.login(auth, (err) => done(err)));
-}
-
-async function authenticate(
-  upstream: UpstreamConfig,
-  connection: SMTPConnection,
-  transcript: Transcript,
-  scrubber: SecretScrubber,
-  report: (step: StepLine['step'], status: StepStatus, detail: string) => void,
-  clock: Clock,
-  options: ConnectCheckOptions,
-): Promise<boolean> {
-  const auth = upstream.auth;
-  if (auth.type === 'none') {
-    report('auth', 'skipped', connection.allowsAuth ? 'no auth configured (the server offers AUTH)' : 'no auth configured');
-    return true;
-  }
-
-  let authData: SMTPConnection.AuthenticationType;
-  if (auth.type === 'oauth2') {
-    const tokenSource = (() => {
-      try {
-        return createOAuth2TokenSource(upstream.name, auth, {
-          cache: new TokenCache({ clock }),
-          clock,
-          logger: pino({ enabled: false }),
-          status: new TokenStatusBoard(),
-          ...(upstream.proxy === undefined ? {} : { proxy: upstream.proxy }),
-          ...(options.tokenNetworkClient === undefined ? {} : { networkClient: options.tokenNetworkClient }),
-        });
-      } catch (err) {
-        return err as Error;
-      }
-    })();
-    if (tokenSource instanceof Error) {
-      report('token', 'failed', tokenSource.message);
-      return false;
-    }
-    let accessToken: string;
-    try {
-      const token = await tokenSource.getToken();
-      accessToken = token.accessToken;
-      scrubber.add(auth.user, accessToken);
-      report('token', 'ok', `expires ${new Date(token.expiresOnMs).toISOString()}`);
-    } catch (err) {
-      report('token', 'failed', (err as Error).message);
-      return false;
-    } finally {
-      await tokenSource.close();
-    }
-    authData = { user: auth.user, method: 'XOAUTH2', oauth2: new XOAuth2({ user: auth.user, accessToken }) };
-  } else {
-    authData = { user: auth.user, pass: auth.pass, method: auth.type === 'login' ? 'LOGIN' : 'PLAIN' };
-  }
-
-  const before = transcript.exchanges.length;
-  const err = await login(connection, authData);
-  const method = typeof authData.method === 'string' ? authData.method : 'AUTH';
-  if (err !== undefined) {
-    report('auth', 'failed', withHint(`${method}: ${errorText(err)}`, authHint(upstream, connection, err)));
-    return false;
-  }
-  const final = transcript.since(before).at(-1);
-  report('auth', 'ok', `${method} as ${auth.user}${final === undefined ? '' : `: ${firstLine(final.reply)}`}`);
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// QUIT
-
-async function quit(
-  upstream: UpstreamConfig,
-  connection: SMTPConnection,
-  transcript: Transcript,
-  ended: Promise<void>,
-  report: (step: StepLine['step'], status: StepStatus, detail: string) => void,
-): Promise<void> {
-  if (connection.destroyed || connection._socket === false || connection._socket === null || connection._socket.destroyed) return;
-  const before = transcript.exchanges.length;
-  connection.quit();
-  let timer: NodeJS.Timeout | undefined;
-  const boundMs = Math.min(upstream.timeouts.socketSeconds, 5) * 1000;
-  await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
-  clearTimeout(timer);
-  const reply = transcript.since(before).find((e) => e.command === 'QUIT');
-  report('quit', 'ok', reply === undefined ? '' : firstLine(reply.reply));
 }

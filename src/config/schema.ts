@@ -169,6 +169,7 @@ const authOauth2 = z
 
 export const upstreamSchema = z.strictObject({
   name: line().regex(/^[A-Za-z0-9._-]+$/, { message: 'must be letters, digits, dot, dash or underscore' }).describe('Unique name, used in logs, metrics, routes and health (letters, digits, dot, dash, underscore).'),
+  protocol: z.literal('smtp').default('smtp').describe('How the relay talks to this upstream: "smtp" (SMTP submission or relay, the only protocol so far).'),
   host: line().min(1).describe('Upstream SMTP server host name or address.'),
   port: port().default(587).describe('Upstream SMTP port (587 submission with STARTTLS, 465 implicit TLS, 25 relay).'),
   hostname: line().optional().describe('EHLO name (FQDN) sent to this upstream; defaults to listen.hostname.'),

@@ -65,14 +65,56 @@ export interface SendReport {
   readonly response: string;
 }
 
+/** One step of an upstream check (`validate --connect`), e.g. connect, greeting, tls, token, auth. */
+export interface VerifyStep {
+  readonly step: string;
+  readonly status: 'ok' | 'failed' | 'skipped';
+  /** one line for the admin: what was seen, or what failed and what to do (never a secret) */
+  readonly detail: string;
+}
+
 /**
- * The delivery port: one per upstream. `send` resolves with the per-recipient outcome
- * or throws an error shaped like nodemailer's ({code, responseCode, command, response}),
- * which delivery/classify.ts turns into a decision.
+ * The one transport interface: every upstream protocol (SMTP, the outbox, Microsoft Graph, ...)
+ * implements it, and nothing else of a protocol is seen outside its own file.
+ * - `send` resolves with the per-recipient outcome, or throws an error shaped like nodemailer's
+ *   ({code, responseCode, command, response}) or a RelayError, which delivery/classify.ts
+ *   turns into a decision. Error texts are already free of secrets.
+ * - `verify` talks to the upstream without sending mail and reports each step as it finishes
+ *   (through `onStep`) and all of them at the end; it never throws for a failed step.
+ * - `close` releases connections; a closed transport is not used again.
  */
 export interface UpstreamTransport {
   readonly name: string;
   send(message: OutgoingMessage): Promise<SendReport>;
+  verify(onStep?: (step: VerifyStep) => void): Promise<readonly VerifyStep[]>;
+  close(): Promise<void>;
+}
+
+/** What routing and the attempt loop need to know about an upstream besides its transport. */
+export interface UpstreamSettings {
+  /** its own attachment limits (a message over them skips this upstream) */
+  readonly limits?: { readonly maxAttachments?: number | undefined; readonly maxAttachmentsTotalMB?: number | undefined } | undefined;
+  /** its rate cap: messages over it wait in the spool */
+  readonly maxMessagesPerMinute?: number | undefined;
+  /** the sender it requires (envelope MAIL FROM and the header From are rewritten to it) */
+  readonly from?: string | undefined;
+}
+
+export interface Upstream {
+  readonly name: string;
+  readonly transport: UpstreamTransport;
+  readonly settings: UpstreamSettings;
+}
+
+/**
+ * Every upstream of one config, built together (transports, credentials, settings) and
+ * replaced together on reload. `names` is the configured order (the default route); with
+ * no upstream configured it is just the outbox.
+ */
+export interface UpstreamSet {
+  readonly names: readonly string[];
+  get(name: string): Upstream | undefined;
+  /** closes every transport and credential source of the set */
   close(): Promise<void>;
 }
 

@@ -65,6 +65,11 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    when: 'the upstream could not be built from its config (E_CONFIG: unreadable tls file, bad certificate; send-test and validate only)',
+    match: (e) => e.code === 'E_CONFIG',
+    decision: { action: 'failover', reason: 'this upstream cannot be used as configured (see the message); fix its config', dsn: '4.3.5', markDown: true },
+  },
+  {
     when: '535 5.7.139: SMTP AUTH is disabled for the tenant or mailbox (Microsoft 365)',
     match: (e) => e.responseCode === 535 && /5\.7\.139/.test(text(e)),
     decision: {

@@ -11,9 +11,9 @@
  * Assumes: one dispatcher per spool directory (the process owns its spool).
  */
 import type { Clock } from '../core/clock.js';
-import type { DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, UpstreamTransport } from '../core/ports.js';
+import type { DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, Upstream, UpstreamSet } from '../core/ports.js';
 import type { SpoolEntry, SpoolMeta } from '../core/types.js';
-import type { Config, UpstreamConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { overrideSender } from '../message/sender-override.js';
 import type { AttemptConclusion, OutcomeRecorder, RecipientResult } from '../outcome/record.js';
 import { fitsLimits } from '../routing/limits.js';
@@ -26,10 +26,8 @@ import { classifyError, classifyRejection, toErrorShape } from './classify.js';
 export interface DispatchDeps {
   readonly config: () => Config;
   readonly spool: Spool;
-  /** the transports by upstream name; with no upstream configured, just the outbox */
-  readonly transports: () => ReadonlyMap<string, UpstreamTransport>;
-  /** upstream names in configured order (the default route) */
-  readonly upstreamOrder: () => readonly string[];
+  /** the current upstreams (swapped whole on reload); with no upstream configured, just the outbox */
+  readonly upstreams: () => UpstreamSet;
   readonly health: UpstreamHealth;
   readonly rate: RateLimiter;
   readonly recorder: OutcomeRecorder;
@@ -174,13 +172,14 @@ export class Dispatcher implements DeliveryPort {
   private async attempt(meta: SpoolMeta, raw: RawSource, waiter: Waiter): Promise<AttemptConclusion> {
     const config = this.deps.config();
     const pending = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
-    const groups = planRoutes(pending, config.routes, this.deps.upstreamOrder(), (u) => this.deps.health.isDown(u));
+    const upstreams = this.deps.upstreams();
+    const groups = planRoutes(pending, config.routes, upstreams.names, (u) => this.deps.health.isDown(u));
     const results = new Map<string, RecipientResult>();
     let notBeforeMs: number | undefined;
     let countsAsAttempt = false;
     try {
       for (const group of groups) {
-        const outcome = await this.tryGroup(meta, raw, group, config, results);
+        const outcome = await this.tryGroup(meta, raw, group, upstreams, results);
         if (outcome.rateLimitedUntilMs !== undefined) notBeforeMs = Math.max(notBeforeMs ?? 0, outcome.rateLimitedUntilMs);
         if (outcome.tried) countsAsAttempt = true;
       }
@@ -217,30 +216,28 @@ export class Dispatcher implements DeliveryPort {
     meta: SpoolMeta,
     raw: RawSource,
     group: RouteGroup,
-    config: Config,
+    upstreams: UpstreamSet,
     results: Map<string, RecipientResult>,
   ): Promise<{ tried: boolean; rateLimitedUntilMs?: number }> {
     let remaining = [...group.recipients];
     let last: RecipientResult = deferred(undefined, 'no upstream could take the message');
     let tried = false;
-    const transports = this.deps.transports();
     for (const name of group.upstreams) {
       if (remaining.length === 0) break;
-      const transport = transports.get(name);
-      if (transport === undefined) continue;
-      const upstream = config.upstreams.find((u) => u.name === name);
-      if (upstream?.limits !== undefined && !fitsLimits(meta.facts, upstream.limits)) {
+      const upstream = upstreams.get(name);
+      if (upstream === undefined) continue;
+      if (upstream.settings.limits !== undefined && !fitsLimits(meta.facts, upstream.settings.limits)) {
         last = deferred(name, `skipped ${name}: message exceeds its attachment limits`);
         this.deps.logger.info({ qid: meta.qid, relay: name }, 'upstream.skipped-limits');
         continue;
       }
-      const slot = this.deps.rate.tryTake(name, upstream?.maxMessagesPerMinute);
+      const slot = this.deps.rate.tryTake(name, upstream.settings.maxMessagesPerMinute);
       if (!slot.ok) {
         for (const rcpt of remaining) results.set(rcpt, deferred(name, `rate limit of ${name} reached (maxMessagesPerMinute)`));
         return { tried, rateLimitedUntilMs: slot.retryAtMs };
       }
       tried = true;
-      const sent = await this.sendOnce(meta, raw, remaining, name, transport, upstream);
+      const sent = await this.sendOnce(meta, raw, remaining, upstream);
       for (const [rcpt, res] of sent.results) results.set(rcpt, res);
       remaining = sent.remaining;
       last = sent.last ?? last;
@@ -254,14 +251,14 @@ export class Dispatcher implements DeliveryPort {
     meta: SpoolMeta,
     raw: RawSource,
     recipients: readonly string[],
-    name: string,
-    transport: UpstreamTransport,
-    upstream: UpstreamConfig | undefined,
+    upstream: Upstream,
   ): Promise<{ results: Map<string, RecipientResult>; remaining: string[]; last?: RecipientResult; stop: boolean }> {
     const results = new Map<string, RecipientResult>();
     const startedMs = this.deps.clock.now();
-    const mailFrom = upstream?.from ?? meta.envelope.mailFrom;
-    const body = upstream?.from !== undefined ? await overrideSender(raw, upstream.from) : raw;
+    const { name, transport } = upstream;
+    const from = upstream.settings.from;
+    const mailFrom = from ?? meta.envelope.mailFrom;
+    const body = from !== undefined ? await overrideSender(raw, from) : raw;
     const report = (
       recipientsTried: readonly string[],
       status: 'sent' | 'failover' | 'deferred' | 'bounced',

@@ -8,7 +8,7 @@
  */
 import * as fsPromises from 'node:fs/promises';
 import { join } from 'node:path';
-import type { OutgoingMessage, SendReport, UpstreamTransport } from '../core/ports.js';
+import type { OutgoingMessage, SendReport, UpstreamTransport, VerifyStep } from '../core/ports.js';
 
 /** The async fs calls the outbox uses (tests may pass a failing one). */
 export interface OutboxFs {
@@ -77,6 +77,17 @@ export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
       }
       await fsyncDir();
       return { accepted: [...message.envelope.rcptTo], rejected: [], response: `250 2.0.0 written to outbox/${fileName}` };
+    },
+    async verify(onStep) {
+      let step: VerifyStep;
+      try {
+        await fs.mkdir(opts.dir, { recursive: true });
+        step = { step: 'outbox', status: 'ok', detail: `messages are written to ${opts.dir} as .eml files` };
+      } catch (err) {
+        step = { step: 'outbox', status: 'failed', detail: `cannot create ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+      }
+      onStep?.(step);
+      return [step];
     },
     async close() {
       // nothing held open between sends

@@ -1,11 +1,12 @@
 /**
- * The nodemailer adapter: one pooled SMTP transport per upstream.
+ * The smtp protocol's transport (nodemailer adapter): one pooled SMTP transport per upstream.
  *
  * Does: send a spooled message's final bytes unchanged (`raw` pass-through, explicit
  *   envelope with SIZE and BODY=8BITMIME), map nodemailer's result to a SendReport
  *   (partial RCPT rejections included), and rethrow nodemailer's errors (code, responseCode,
  *   command, response) for delivery/classify.ts. With OAuth2, an EAUTH triggers one token
- *   refresh and one resend on the same upstream.
+ *   refresh and one resend on the same upstream. `verify()` runs smtp-verify.ts with the same
+ *   options, credentials and scrubber.
  * Never: send unauthenticated when auth is configured (forceAuth); put a password or token
  *   into an error message, a log line or the transcript; log message content; hand nodemailer
  *   a stream (the pool re-sends a message whose connection dropped, a stream cannot be re-read).
@@ -30,9 +31,12 @@
 import nodemailer from 'nodemailer';
 import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { UpstreamConfig } from '../config/schema.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger, OutgoingMessage, RecipientRejection, SendReport, UpstreamTransport } from '../core/ports.js';
 import type { TokenSource } from './credentials/token-source.js';
 import { smtpConnectionOptions } from './connection-options.js';
+import { SecretScrubber } from './secret-scrubber.js';
+import { verifySmtpUpstream } from './smtp-verify.js';
 import { readTlsMaterial } from './tls-files.js';
 
 export interface SmtpTransportDeps {
@@ -41,6 +45,8 @@ export interface SmtpTransportDeps {
   readonly defaultHostname: string;
   /** required when upstream.auth.type is oauth2 */
   readonly credentials?: TokenSource;
+  /** for verify(): how long each step took (default: the system clock) */
+  readonly clock?: Clock;
   /** 'detail' adds the SMTP transcript (commands and replies, AUTH masked, never the message) at debug level */
   readonly trace?: 'off' | 'summary' | 'detail';
 }
@@ -75,34 +81,6 @@ function transcriptLogger(logger: Logger): NodemailerLogger {
     error: forward('error'),
     fatal: forward('fatal'),
   } as NodemailerLogger;
-}
-
-function base64(value: string): string {
-  return Buffer.from(value, 'utf8').toString('base64');
-}
-
-/** Forms in which a secret could show up in a reply or message text. */
-function secretForms(user: string, secret: string): string[] {
-  return [secret, base64(secret), base64(`\u0000${user}\u0000${secret}`), base64(`user=${user}\u0001auth=Bearer ${secret}\u0001\u0001`)];
-}
-
-/** Replaces every known secret form in `message` and `response` with [REDACTED] (in place). */
-function scrubSecrets(err: unknown, secrets: readonly string[]): void {
-  if (typeof err !== 'object' || err === null) return;
-  const target = err as { message?: unknown; response?: unknown };
-  for (const key of ['message', 'response'] as const) {
-    const original = target[key];
-    if (typeof original !== 'string') continue;
-    let value: string = original;
-    for (const secret of secrets) {
-      if (secret.length >= 4 && value.includes(secret)) value = value.split(secret).join('[REDACTED]');
-    }
-    try {
-      target[key] = value;
-    } catch {
-      // a frozen error keeps its text; nodemailer's errors are plain Errors
-    }
-  }
 }
 
 function toAddress(value: unknown): string {
@@ -149,18 +127,15 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
     log.warn({ upstream: upstream.name }, 'upstream.tls.insecure: certificate verification is OFF for this upstream (tls.rejectUnauthorized false)');
   }
 
-  /** secrets to scrub from error texts: the basic password, and the OAuth2 tokens handed out */
-  const secrets: string[] = [];
-  const rememberSecret = (user: string, secret: string): void => {
-    secrets.push(...secretForms(user, secret));
-    // keep the list bounded: the forms of the last few tokens are enough
-    if (secrets.length > 4 * 4) secrets.splice(0, secrets.length - 4 * 4);
-  };
-
+  /** what to scrub from error texts and verify steps: the configured secrets and the OAuth2 tokens handed out */
+  const scrubber = new SecretScrubber();
   const auth = upstream.auth;
+  if (auth.type === 'oauth2') {
+    for (const secret of [auth.clientSecret, auth.clientCertificate?.privateKey]) if (secret !== undefined) scrubber.add(auth.user, secret);
+  }
   let authOptions: Partial<SMTPPoolOptions> = {};
   if (auth.type === 'login' || auth.type === 'plain') {
-    rememberSecret(auth.user, auth.pass);
+    scrubber.add(auth.user, auth.pass);
     authOptions = {
       auth: { user: auth.user, pass: auth.pass },
       authMethod: auth.type === 'login' ? 'LOGIN' : 'PLAIN',
@@ -178,7 +153,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
         provisionCallback: (_user: string, renew: boolean, callback: (err: Error | null, token?: string, expiresMs?: number) => void) => {
           credentials.getToken(renew ? { forceRefresh: true } : undefined).then(
             (token) => {
-              rememberSecret(auth.user, token.accessToken);
+              scrubber.addToken(auth.user, token.accessToken);
               callback(null, token.accessToken, token.expiresOnMs);
             },
             // nodemailer rewrites the code of the error it gets to EAUTH: wrap ours so send() can unwrap it
@@ -236,17 +211,17 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
         throw tokenFailure; // the TokenSource failed (its RelayError), not the upstream
       }
       if (auth.type !== 'oauth2' || errorCode(err) !== 'EAUTH' || deps.credentials === undefined) {
-        scrubSecrets(err, secrets);
+        scrubber.scrubError(err);
         throw err;
       }
-      scrubSecrets(err, secrets);
+      scrubber.scrubError(err);
       log.info({ qid: message.qid, responseCode: (err as { responseCode?: unknown }).responseCode }, 'upstream.auth.refresh: token refused, fetching a new one and resending once');
       const fresh = await deps.credentials.getToken({ forceRefresh: true });
-      rememberSecret(auth.user, fresh.accessToken);
+      scrubber.addToken(auth.user, fresh.accessToken);
       try {
         return await sendOnce(message);
       } catch (second) {
-        scrubSecrets(second, secrets);
+        scrubber.scrubError(second);
         throw second;
       }
     }
@@ -255,6 +230,8 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
   return {
     name: upstream.name,
     send,
+    verify: (onStep) =>
+      verifySmtpUpstream(upstream, { clock: deps.clock ?? systemClock, defaultHostname: deps.defaultHostname, credentials: deps.credentials, scrubber }, onStep),
     async close() {
       transporter.close();
     },

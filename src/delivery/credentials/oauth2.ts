@@ -26,6 +26,7 @@ import type { Logger } from '../../core/ports.js';
 import type { OAuth2Auth } from '../../config/schema.js';
 import { createUndiciNetworkClient, type ClosableNetworkModule } from './msal-network.js';
 import type { TokenCache } from './token-cache.js';
+import { SecretScrubber } from '../secret-scrubber.js';
 import type { AccessToken, TokenSource } from './token-source.js';
 import type { TokenStatusBoard } from './token-status.js';
 
@@ -78,7 +79,7 @@ const AADSTS_HINTS: Readonly<Record<string, string>> = {
 
 export function createOAuth2TokenSource(upstreamName: string, auth: OAuth2Auth, deps: OAuth2Deps): OAuth2TokenSource {
   const authorityBase = auth.authority.replace(/\/+$/, '');
-  const secrets = secretStrings(auth);
+  const secrets = secretScrubber(auth);
   const ownNetworkClient: ClosableNetworkModule | undefined =
     deps.networkClient === undefined
       ? createUndiciNetworkClient({
@@ -171,16 +172,11 @@ export function authorityMetadataFor(authorityWithTenant: string): Record<string
   };
 }
 
-/** Strings that must never appear in a log line or an error (short values are not scrubbed). */
-function secretStrings(auth: OAuth2Auth): string[] {
-  const values = [auth.clientSecret, auth.clientCertificate?.privateKey].filter((v): v is string => v !== undefined && v.length >= 4);
-  return values;
-}
-
-function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) out = out.split(secret).join('[REDACTED]');
-  return out;
+/** The scrubber for what must never appear in a log line or an error: the client secret and the private key. */
+function secretScrubber(auth: OAuth2Auth): SecretScrubber {
+  const scrubber = new SecretScrubber();
+  for (const value of [auth.clientSecret, auth.clientCertificate?.privateKey]) if (value !== undefined) scrubber.add(auth.user, value);
+  return scrubber;
 }
 
 interface MsalErrorShape {
@@ -196,13 +192,13 @@ interface MsalErrorShape {
  * msal/Entra failure → RelayError E_TOKEN: "AADSTS<n> (<error>, HTTP <status>): <what to fix>".
  * The cause is a plain Error with the scrubbed msal message and its codes, never msal's object.
  */
-export function toTokenError(upstreamName: string, err: unknown, secrets: readonly string[]): RelayError {
+export function toTokenError(upstreamName: string, err: unknown, scrubber: SecretScrubber): RelayError {
   const e = (typeof err === 'object' && err !== null ? err : {}) as MsalErrorShape;
   const errorCode = typeof e.errorCode === 'string' && e.errorCode !== '' ? e.errorCode : undefined;
   const errorNo = typeof e.errorNo === 'string' || typeof e.errorNo === 'number' ? String(e.errorNo) : undefined;
   const status = typeof e.status === 'number' ? e.status : undefined;
   const rawMessage = err instanceof Error ? err.message : String(err);
-  const message = scrub(rawMessage, secrets).slice(0, 600);
+  const message = scrubber.scrub(rawMessage).slice(0, 600);
   const hint = errorNo === undefined ? undefined : AADSTS_HINTS[errorNo];
   const what = [errorNo === undefined ? undefined : `AADSTS${errorNo}`, errorCode, status === undefined ? undefined : `HTTP ${status}`]
     .filter((part) => part !== undefined)
