@@ -21,6 +21,7 @@ import { buildUpstreamSet, OUTBOX } from './delivery/upstream-set.js';
 import { listenExposureWarnings } from './intake/exposure.js';
 import { createReceiver } from './intake/receive.js';
 import { createSmtpListener, type SmtpListener } from './intake/smtp-listener.js';
+import { adminTokenPath } from './ops/admin-auth.js';
 import { createHttpServer } from './ops/http.js';
 import { createLogger } from './ops/logger.js';
 import { createMetrics, summarizeQueue, type RelayMetrics } from './ops/metrics.js';
@@ -165,6 +166,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         metrics,
         readiness,
         clock,
+        adminTokenFile: adminTokenPath(spool.dir),
         status: () => ({ upstreams: health.snapshot(upstreamOrder()), tokens: tokens.snapshot() }),
         admin: {
           list: () => spoolAdmin.list(),

@@ -8,6 +8,8 @@
  * Never: edit the spool files directly while a relay answers on its API (a refused connection
  *   is the only fallback: a timeout or an error answer is reported, not worked around); print
  *   message bodies; run FsSpool.recover() (it would clean tmp/ under a live relay).
+ * Admin API calls carry the running relay's per-process token (`Authorization: Bearer`), read
+ *   from `<delivery.spoolDir>/admin.token` (mode 0600: only the relay's user can use the API).
  * Assumes: admin API contract (src/ops/http.ts): GET /admin/queue → {messages: QueueRow[]},
  *   GET /admin/queue/:qid → SpoolMeta, POST /admin/queue/:qid/retry, POST /admin/queue/retry-all,
  *   DELETE /admin/queue/:qid; 404 for an unknown qid.
@@ -21,6 +23,7 @@ import { FsSpool } from '../spool/fs-spool.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
+import { adminTokenPath, readAdminToken } from '../ops/admin-auth.js';
 import { SpoolAdmin, type QueueRow } from '../ops/spool-admin.js';
 import { formatDuration, renderTable, truncate } from './table.js';
 
@@ -30,8 +33,9 @@ export const QUEUE_HELP = `Usage: smtp-sidecar queue list [--json] [--config FIL
        smtp-sidecar queue delete QID [--config FILE]
 
 Shows and manages the messages waiting in the spool. Talks to the running relay through its
-admin API (http.host:http.port); when no relay answers there, works on the spool files
-(delivery.spoolDir) directly.
+admin API (http.host:http.port) with the token the relay writes to delivery.spoolDir/admin.token
+(readable only by the relay's user: run this command as that user); when no relay answers
+there, works on the spool files (delivery.spoolDir) directly.
 
   list          qid, age, sender, recipients, attempts, next attempt, last error (--json: JSON)
   show QID      the message's metadata as JSON (never its body)
@@ -99,8 +103,8 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
   const config = loadConfigOrReport(options.config, io);
   if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const clock = deps.clock ?? systemClock;
-  const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? 3000) : undefined;
   const spoolDir = resolve(config.delivery.spoolDir);
+  const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? 3000, adminTokenPath(spoolDir)) : undefined;
   const direct = (): QueueBackend =>
     new SpoolAdminBackend(new SpoolAdmin({ spool: new FsSpool({ dir: spoolDir, fsync: config.delivery.fsync, clock }), clock }));
 
@@ -209,15 +213,20 @@ export function adminBaseUrl(config: Config): string {
 class AdminApiError extends Error {}
 
 class AdminApiBackend implements QueueBackend {
+  private token: Promise<{ token: string } | { problem: string }> | undefined;
+
   constructor(
     readonly baseUrl: string,
     private readonly timeoutMs: number,
+    private readonly tokenFile: string,
   ) {}
 
   private async call(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: unknown }> {
+    this.token ??= readAdminToken(this.tokenFile);
+    const token = await this.token;
     const response = await fetch(`${this.baseUrl}${path}`, {
       method,
-      headers: { accept: 'application/json' },
+      headers: { accept: 'application/json', ...('token' in token ? { authorization: `Bearer ${token.token}` } : {}) },
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await response.text();
@@ -229,7 +238,8 @@ class AdminApiBackend implements QueueBackend {
     }
     if (response.status !== 404 && (response.status < 200 || response.status > 299)) {
       const detail = typeof body === 'object' && body !== null && 'error' in body ? String((body as { error: unknown }).error) : truncate(String(text), 200);
-      throw new AdminApiError(`the relay's admin API answered ${method} ${path} with HTTP ${response.status}${detail === '' ? '' : `: ${detail}`}`);
+      const why = response.status === 401 && 'problem' in token ? ` (${token.problem})` : '';
+      throw new AdminApiError(`the relay's admin API answered ${method} ${path} with HTTP ${response.status}${detail === '' ? '' : `: ${detail}`}${why}`);
     }
     return { status: response.status, body };
   }

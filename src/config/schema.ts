@@ -206,7 +206,7 @@ const logSchema = z.strictObject({
 
 const httpSchema = z.strictObject({
   enabled: z.boolean().default(true).describe('Serve the operations HTTP endpoints.'),
-  host: line().default('127.0.0.1').describe('Address the HTTP server listens on. Loopback by default; 0.0.0.0 in a container for health checks and scraping. The admin API answers loopback clients only.'),
+  host: line().default('127.0.0.1').describe('Address the HTTP server listens on. Loopback by default; 0.0.0.0 in a container for health checks and scraping. The admin API answers loopback clients with the token from <spoolDir>/admin.token only.'),
   port: z.number().int().min(0).max(65535).default(8025).describe('HTTP port (0 picks a free port).'),
 });
 

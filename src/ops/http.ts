@@ -6,12 +6,16 @@
  * GET /metrics (Prometheus text), GET /status (the app's secret-free status object, when given)
  * and the admin routes below, delegating to AdminHandlers; every answer is JSON except /metrics;
  * 404 for unknown paths, 405 (with Allow) for a wrong method.
+ * Every admin request writes nothing but a refusal or, for a retry or delete, an audit log line
+ * (`admin.retry`, `admin.deleted`: qid, client address, user agent).
  * Never: reads or logs request bodies; serves the config (there is no config endpoint, keep it
- * that way); lets a non-loopback peer, a browser page (Origin header) or a DNS-rebound host name
- * reach the admin API, even when http.host is set wider than loopback.
- * Assumes: the status and readiness objects it is given are already free of secrets.
+ * that way); lets a request reach the admin API without passing AdminGuard (admin-auth.ts:
+ * loopback peer, exact loopback Host, no cross-site request, the per-process Bearer token);
+ * puts recipients or subjects in an answer that does not need the token.
+ * Assumes: the status and readiness objects it is given are already free of secrets,
+ * recipients and subjects; the admin token file's directory exists when listen() is called.
  *
- * Admin routes (loopback only):
+ * Admin routes (token required):
  *   GET    /admin/queue              list
  *   GET    /admin/queue/:qid         show
  *   POST   /admin/queue/:qid/retry   retry one now
@@ -22,9 +26,9 @@ import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../core/clock.js';
-import { isLoopbackAddress } from '../core/loopback.js';
 import type { Logger } from '../core/ports.js';
 import type { SpoolMeta } from '../core/types.js';
+import { AdminGuard, loopbackHostHeaders, publishAdminToken } from './admin-auth.js';
 import type { QueueRow } from './spool-admin.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ReadinessReport } from './readiness.js';
@@ -49,6 +53,8 @@ export interface HttpServerDeps {
   readonly readiness: () => Promise<ReadinessReport>;
   readonly status?: () => object;
   readonly admin?: AdminHandlers;
+  /** where listen() publishes the per-process admin token (admin-auth.ts); required with `admin` */
+  readonly adminTokenFile?: string;
   /** for /healthz uptimeSeconds; defaults to the system clock */
   readonly clock?: Clock;
   /** for /healthz; defaults to package.json's version */
@@ -56,31 +62,15 @@ export interface HttpServerDeps {
 }
 
 export interface HttpServer {
+  /** publishes the admin token (when there is an admin API), then listens */
   listen(): Promise<AddressInfo>;
+  /** the same check the admin routes use, for any other page or route that needs the token */
+  readonly guard: AdminGuard;
   close(): Promise<void>;
 }
 
 /** Mirrors spool/qid.ts: only [A-Za-z0-9], so a qid can never name a path. */
 const QID = /^[A-Za-z0-9]{1,64}$/;
-
-function hostName(hostHeader: string): string {
-  if (hostHeader.startsWith('[')) return hostHeader.slice(1, hostHeader.indexOf(']'));
-  const colon = hostHeader.lastIndexOf(':');
-  return colon === -1 ? hostHeader : hostHeader.slice(0, colon);
-}
-
-/**
- * Whether a request may use the admin API: the peer is loopback, no browser Origin is attached
- * (a web page could otherwise POST to 127.0.0.1 from the admin's own browser), and the Host
- * header names loopback (defeats DNS rebinding of an outside name onto 127.0.0.1).
- */
-export function isAdminRequestAllowed(request: { readonly remoteAddress: string | undefined; readonly host: string | undefined; readonly origin: string | undefined }): boolean {
-  if (!isLoopbackAddress(request.remoteAddress)) return false;
-  if (request.origin !== undefined) return false;
-  if (request.host === undefined) return true;
-  const name = hostName(request.host).toLowerCase();
-  return name === 'localhost' || isLoopbackAddress(name);
-}
 
 function packageVersion(): string {
   try {
@@ -114,8 +104,14 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
   const startedAtMs = clock.now();
   const version = deps.version ?? packageVersion();
   const log = deps.logger.child({ component: 'http' });
+  let adminToken: string | undefined;
+  let listeningPort: number | undefined;
+  const guard = new AdminGuard({
+    token: () => adminToken,
+    allowedHosts: () => (listeningPort === undefined ? [] : loopbackHostHeaders(listeningPort)),
+  });
 
-  const adminRoute = (path: string): Route | undefined => {
+  const adminRoute = (path: string, req: IncomingMessage): Route | undefined => {
     const admin = deps.admin;
     if (admin === undefined) return undefined;
     if (path === '/admin/queue') return { methods: { GET: async () => json(200, { messages: await admin.list() }) } };
@@ -125,7 +121,11 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
       const qid = checkedQid(retry[1]);
       return {
         methods: {
-          POST: async () => ((await admin.retry(qid)) ? json(200, { retried: qid }) : json(404, { error: `no queued message ${qid}` })),
+          POST: async () => {
+            if (!(await admin.retry(qid))) return json(404, { error: `no queued message ${qid}` });
+            audit('admin.retry', qid, req);
+            return json(200, { retried: qid });
+          },
         },
       };
     }
@@ -138,14 +138,22 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
             const row = await admin.show(qid);
             return row === undefined ? json(404, { error: `no queued message ${qid}` }) : json(200, row);
           },
-          DELETE: async () => ((await admin.remove(qid)) ? json(200, { removed: qid }) : json(404, { error: `no queued message ${qid}` })),
+          DELETE: async () => {
+            if (!(await admin.remove(qid))) return json(404, { error: `no queued message ${qid}` });
+            audit('admin.deleted', qid, req);
+            return json(200, { removed: qid });
+          },
         },
       };
     }
     return undefined;
   };
 
-  const route = (path: string): Route | undefined => {
+  const audit = (event: string, qid: string, req: IncomingMessage) => {
+    log.info({ audit: true, qid, client: req.socket.remoteAddress, userAgent: req.headers['user-agent'] }, event);
+  };
+
+  const route = (path: string, req: IncomingMessage): Route | undefined => {
     switch (path) {
       case '/healthz':
         return { methods: { GET: async () => json(200, { status: 'ok', uptimeSeconds: Math.max(0, Math.floor((clock.now() - startedAtMs) / 1000)), version }) } };
@@ -169,20 +177,20 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
         return status === undefined ? undefined : { methods: { GET: async () => json(200, status()) } };
       }
       default:
-        return path === '/admin' || path.startsWith('/admin/') ? adminRoute(path) : undefined;
+        return path === '/admin' || path.startsWith('/admin/') ? adminRoute(path, req) : undefined;
     }
   };
 
   const handle = async (req: IncomingMessage): Promise<Reply> => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path === '/admin' || path.startsWith('/admin/')) {
-      const allowed = isAdminRequestAllowed({ remoteAddress: req.socket.remoteAddress, host: req.headers.host, origin: req.headers.origin });
-      if (!allowed) {
-        log.warn({ client: req.socket.remoteAddress, method: req.method, path }, 'admin.refused');
-        throw new HttpProblem(403, 'the admin API is only available from loopback (127.0.0.1 or ::1), without a browser Origin');
+    if (deps.admin !== undefined && (path === '/admin' || path.startsWith('/admin/'))) {
+      const verdict = guard.check({ method: req.method, remoteAddress: req.socket.remoteAddress, headers: req.headers });
+      if (!verdict.ok) {
+        log.warn({ client: req.socket.remoteAddress, method: req.method, path, status: verdict.status }, 'admin.refused');
+        throw new HttpProblem(verdict.status, verdict.reason);
       }
     }
-    const found = route(path);
+    const found = route(path, req);
     if (found === undefined) throw new HttpProblem(404, `no such endpoint ${path}`);
     const handler = found.methods[req.method ?? 'GET'];
     if (handler === undefined) {
@@ -200,6 +208,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
       'x-content-type-options': 'nosniff',
     };
     if (allow !== undefined) headers.allow = allow;
+    if (reply.statusCode === 401) headers['www-authenticate'] = 'Bearer realm="smtp-sidecar admin"';
     res.writeHead(reply.statusCode, headers);
     res.end(reply.body);
   };
@@ -214,7 +223,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
           respond(res, json(err.statusCode, { error: err.message }), err.allow);
           return;
         }
-        log.error({ err: { message: (err as Error).message }, method: req.method, url: req.url }, 'http.error');
+        log.error({ err: { message: (err as Error).message }, method: req.method, path: new URL(req.url ?? '/', 'http://localhost').pathname }, 'http.error');
         respond(res, json(500, { error: 'internal error; see the relay log' }));
       },
     );
@@ -225,13 +234,16 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
   server.keepAliveTimeout = 5_000;
 
   return {
-    listen() {
+    guard,
+    async listen() {
+      if (deps.admin !== undefined && deps.adminTokenFile !== undefined) adminToken = await publishAdminToken(deps.adminTokenFile);
       return new Promise<AddressInfo>((resolve, reject) => {
         const onError = (err: Error) => reject(err);
         server.once('error', onError);
         server.listen(deps.port, deps.host, () => {
           server.off('error', onError);
           const address = server.address() as AddressInfo;
+          listeningPort = address.port;
           log.info({ host: address.address, port: address.port }, 'http.listening');
           resolve(address);
         });

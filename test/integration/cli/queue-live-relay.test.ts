@@ -1,6 +1,7 @@
 /**
- * `queue` against a running relay: the CLI goes through the relay's loopback admin API, so
- * the relay's own scheduler learns about a retry and never works on a deleted entry.
+ * `queue` against a running relay: the CLI goes through the relay's loopback admin API (with
+ * the token the relay published in its spool directory), so the relay's own scheduler learns
+ * about a retry and never works on a deleted entry, and the relay's log holds the audit lines.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -30,7 +31,7 @@ describe('queue against a running relay', () => {
       delivery: { retry: { minBackoffSeconds: 3600, maxBackoffSeconds: 7200 } },
     });
     const configPath = join(relay.dir, 'cli.json');
-    await writeFile(configPath, JSON.stringify({ http: { host: '127.0.0.1', port: relay.httpPort }, delivery: { spoolDir: join(relay.dir, 'not-the-spool') } }));
+    await writeFile(configPath, JSON.stringify({ http: { host: '127.0.0.1', port: relay.httpPort }, delivery: { spoolDir: relay.spoolDir } }));
     const client = nodemailer.createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true });
     const sent = await Promise.all(['one', 'two'].map((s) => client.sendMail({ from: 'app@legacy.test', to: `${s}@dest.test`, subject: s, text: s })));
     client.close();
@@ -52,8 +53,9 @@ describe('queue against a running relay', () => {
     const del = captureIo();
     expect(await queueCommand({ config: configPath, args: ['delete', qids[1]!], json: false, all: false }, del)).toBe(0);
     expect(existsSync(join(relay.spoolDir, 'queue', `${qids[1]}.json`))).toBe(false);
-    // the CLI never touched the spool directory named in its own config: it used the API
-    expect(existsSync(join(relay.dir, 'not-the-spool'))).toBe(false);
+    // the CLI went through the API (the relay wrote the audit lines), not the spool files
+    expect(relay.logs.events('admin.retry').map((r) => r.qid)).toEqual([qids[0]]);
+    expect(relay.logs.events('admin.deleted')).toEqual([expect.objectContaining({ audit: true, qid: qids[1], client: '127.0.0.1' })]);
 
     // the remaining one is delivered once an upstream answers and an admin retries all
     upstream = await startFakeUpstream();
@@ -62,5 +64,18 @@ describe('queue against a running relay', () => {
     expect(await queueCommand({ config: configPath, args: ['retry'], json: false, all: true }, all)).toBe(0);
     await upstream.waitForMessages(1, 10_000);
     expect(upstream.messages.map((m) => m.envelope.rcptTo)).toEqual([['one@dest.test']]);
+  });
+
+  it('is refused by the running relay without its token, and says where the token is', async () => {
+    relay = await startRelay({ http: { enabled: true, host: '127.0.0.1', port: 0 } });
+    const configPath = join(relay.dir, 'cli.json');
+    // a config whose spool directory is not the relay's: no token to send
+    await writeFile(configPath, JSON.stringify({ http: { host: '127.0.0.1', port: relay.httpPort }, delivery: { spoolDir: join(relay.dir, 'elsewhere') } }));
+    const io = captureIo();
+    expect(await queueCommand({ config: configPath, args: ['delete', 'AAAA0001'], json: false, all: false }, io)).toBe(1);
+    expect(io.err()).toContain('HTTP 401');
+    expect(io.err()).toContain(join(relay.dir, 'elsewhere', 'admin.token'));
+    expect(relay.logs.events('admin.refused')).toEqual([expect.objectContaining({ status: 401, method: 'DELETE' })]);
+    expect(existsSync(join(relay.dir, 'elsewhere'))).toBe(false);
   });
 });

@@ -3,6 +3,10 @@ import type { QueueRow } from '../../../src/ops/spool-admin.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Writable } from 'node:stream';
+import { connect } from 'node:net';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ManualClock } from '../../../src/core/clock.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { createHttpServer, type AdminHandlers, type HttpServer, type HttpServerDeps } from '../../../src/ops/http.js';
@@ -10,8 +14,10 @@ import { createMetrics } from '../../../src/ops/metrics.js';
 import { buildReadiness, createReadinessCheck } from '../../../src/ops/readiness.js';
 
 const servers: HttpServer[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
 function memoryLogger(): { logger: pino.Logger; lines: string[] } {
@@ -25,8 +31,19 @@ function memoryLogger(): { logger: pino.Logger; lines: string[] } {
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function start(overrides: Partial<HttpServerDeps> = {}): Promise<{ base: string; lines: string[] }> {
+interface Started {
+  base: string;
+  lines: string[];
+  tokenFile: string;
+  /** fetch with the admin token from the token file */
+  admin(path: string, init?: RequestInit): Promise<Response>;
+}
+
+async function start(overrides: Partial<HttpServerDeps> = {}): Promise<Started> {
   const { logger, lines } = memoryLogger();
+  const dir = await mkdtemp(join(tmpdir(), 'smtp-sidecar-http-'));
+  dirs.push(dir);
+  const tokenFile = join(dir, 'admin.token');
   const server = createHttpServer({
     host: '127.0.0.1',
     port: 0,
@@ -34,11 +51,21 @@ async function start(overrides: Partial<HttpServerDeps> = {}): Promise<{ base: s
     metrics: createMetrics(),
     readiness: async () => buildReadiness({ listening: true, spoolWritable: true, upstreams: [{ name: 'primary', up: true }] }),
     version: '9.9.9-test',
+    adminTokenFile: tokenFile,
     ...overrides,
   });
   servers.push(server);
   const address = await server.listen();
-  return { base: `http://127.0.0.1:${address.port}`, lines };
+  const base = `http://127.0.0.1:${address.port}`;
+  return {
+    base,
+    lines,
+    tokenFile,
+    async admin(path, init = {}) {
+      const token = (await readFile(tokenFile, 'utf8')).trim();
+      return fetch(`${base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+    },
+  };
 }
 
 const ROW: QueueRow = {
@@ -195,27 +222,27 @@ describe(createHttpServer.name, () => {
 
   it('routes every admin call to its handler', async () => {
     const { admin, calls } = recordingAdmin();
-    const { base } = await start({ admin });
-    const list = await fetch(`${base}/admin/queue`);
+    const { admin: call } = await start({ admin });
+    const list = await call(`/admin/queue`);
     expect(list.status).toBe(200);
     expect(await list.json()).toEqual({ messages: [ROW] });
 
-    const show = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a`);
+    const show = await call(`/admin/queue/0mjv5q1c0k3f9x2a`);
     expect(await show.json()).toEqual(META);
-    expect((await fetch(`${base}/admin/queue/unknown1`)).status).toBe(404);
+    expect((await call(`/admin/queue/unknown1`)).status).toBe(404);
 
-    const retry = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a/retry`, { method: 'POST' });
+    const retry = await call(`/admin/queue/0mjv5q1c0k3f9x2a/retry`, { method: 'POST' });
     expect(retry.status).toBe(200);
     expect(await retry.json()).toEqual({ retried: '0mjv5q1c0k3f9x2a' });
-    expect((await fetch(`${base}/admin/queue/unknown1/retry`, { method: 'POST' })).status).toBe(404);
+    expect((await call(`/admin/queue/unknown1/retry`, { method: 'POST' })).status).toBe(404);
 
-    const retryAll = await fetch(`${base}/admin/queue/retry-all`, { method: 'POST' });
+    const retryAll = await call(`/admin/queue/retry-all`, { method: 'POST' });
     expect(await retryAll.json()).toEqual({ retried: 7 });
 
-    const removed = await fetch(`${base}/admin/queue/0mjv5q1c0k3f9x2a`, { method: 'DELETE' });
+    const removed = await call(`/admin/queue/0mjv5q1c0k3f9x2a`, { method: 'DELETE' });
     expect(removed.status).toBe(200);
     expect(await removed.json()).toEqual({ removed: '0mjv5q1c0k3f9x2a' });
-    expect((await fetch(`${base}/admin/queue/unknown1`, { method: 'DELETE' })).status).toBe(404);
+    expect((await call(`/admin/queue/unknown1`, { method: 'DELETE' })).status).toBe(404);
 
     expect(calls).toEqual([
       'list',
@@ -231,13 +258,87 @@ describe(createHttpServer.name, () => {
 
   it('refuses wrong methods, path-like queue ids and browser requests on the admin API', async () => {
     const { admin, calls } = recordingAdmin();
-    const { base } = await start({ admin });
-    expect((await fetch(`${base}/admin/queue`, { method: 'DELETE' })).status).toBe(405);
-    expect((await fetch(`${base}/admin/queue/retry-all`)).status).toBe(405);
-    expect((await fetch(`${base}/admin/queue/..%2F..%2Fetc`)).status).toBe(400);
-    const browser = await fetch(`${base}/admin/queue/retry-all`, { method: 'POST', headers: { origin: 'http://evil.example' } });
+    const { admin: call } = await start({ admin });
+    expect((await call(`/admin/queue`, { method: 'DELETE' })).status).toBe(405);
+    expect((await call(`/admin/queue/retry-all`)).status).toBe(405);
+    expect((await call(`/admin/queue/..%2F..%2Fetc`)).status).toBe(400);
+    const browser = await call(`/admin/queue/retry-all`, { method: 'POST', headers: { origin: 'http://evil.example' } });
     expect(browser.status).toBe(403);
     expect(calls).toEqual([]);
+  });
+
+  it('publishes a fresh admin token at every listen, mode 0600 whatever the umask', async () => {
+    const previous = process.umask(0);
+    try {
+      const { admin } = recordingAdmin();
+      const first = await start({ admin });
+      const token = await readFile(first.tokenFile, 'utf8');
+      expect(token.trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect((await stat(first.tokenFile)).mode & 0o777).toBe(0o600);
+      const again = await start({ admin, adminTokenFile: first.tokenFile });
+      expect((await readFile(first.tokenFile, 'utf8')).trim()).not.toBe(token.trim());
+      // the first server's token is gone: its old value no longer opens the second one
+      expect((await fetch(`${again.base}/admin/queue`, { headers: { authorization: `Bearer ${token.trim()}` } })).status).toBe(401);
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('answers 401 (with WWW-Authenticate) to every admin route without the token, and calls no handler', async () => {
+    const { admin, calls } = recordingAdmin();
+    const { base, lines } = await start({ admin });
+    for (const [method, path] of [
+      ['GET', '/admin/queue'],
+      ['GET', '/admin/queue/0mjv5q1c0k3f9x2a'],
+      ['POST', '/admin/queue/0mjv5q1c0k3f9x2a/retry'],
+      ['POST', '/admin/queue/retry-all'],
+      ['DELETE', '/admin/queue/0mjv5q1c0k3f9x2a'],
+    ] as const) {
+      for (const authorization of [undefined, 'Bearer not-the-token']) {
+        const res = await fetch(`${base}${path}`, { method, headers: authorization === undefined ? {} : { authorization } });
+        expect(res.status, `${method} ${path}`).toBe(401);
+        expect(res.headers.get('www-authenticate')).toContain('Bearer');
+        expect(((await res.json()) as { error: string }).error).toContain('admin.token');
+      }
+    }
+    expect(calls).toEqual([]);
+    expect(lines.filter((l) => l.includes('admin.refused'))).toHaveLength(10);
+  });
+
+  it('refuses a request with no Host header or a look-alike Host, token or not (raw sockets)', async () => {
+    const { admin, calls } = recordingAdmin();
+    const { base, tokenFile } = await start({ admin });
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    const port = Number(new URL(base).port);
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.end(request));
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const auth = `Authorization: Bearer ${token}\r\n`;
+    const noHost = await raw(`GET /admin/queue HTTP/1.0\r\n${auth}\r\n`);
+    expect(noHost).toMatch(/^HTTP\/1\.[01] 403 /);
+    const evil = await raw(`GET /admin/queue HTTP/1.1\r\nHost: [::1].evil.example\r\n${auth}Connection: close\r\n\r\n`);
+    expect(evil).toMatch(/^HTTP\/1\.1 403 /);
+    const good = await raw(`GET /admin/queue HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${auth}Connection: close\r\n\r\n`);
+    expect(good).toMatch(/^HTTP\/1\.1 200 /);
+    expect(calls).toEqual(['list']);
+  });
+
+  it('writes an audit line for a delete and a retry: qid, client, user agent', async () => {
+    const { admin } = recordingAdmin();
+    const { admin: call, lines } = await start({ admin });
+    expect((await call('/admin/queue/0mjv5q1c0k3f9x2a', { method: 'DELETE', headers: { 'user-agent': 'audit-test/1' } })).status).toBe(200);
+    expect((await call('/admin/queue/0mjv5q1c0k3f9x2a/retry', { method: 'POST' })).status).toBe(200);
+    expect((await call('/admin/queue/unknown1', { method: 'DELETE' })).status).toBe(404);
+    const audit = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.audit === true);
+    expect(audit).toEqual([
+      expect.objectContaining({ msg: 'admin.deleted', qid: '0mjv5q1c0k3f9x2a', client: '127.0.0.1', userAgent: 'audit-test/1' }),
+      expect.objectContaining({ msg: 'admin.retry', qid: '0mjv5q1c0k3f9x2a', client: '127.0.0.1' }),
+    ]);
   });
 
   it('has no admin API when no handlers are given', async () => {
@@ -247,7 +348,7 @@ describe(createHttpServer.name, () => {
 
   it('answers 500 without details when a handler throws, and logs the error', async () => {
     const { admin } = recordingAdmin();
-    const { base, lines } = await start({
+    const { admin: call, lines } = await start({
       admin: {
         ...admin,
         list: async () => {
@@ -255,7 +356,7 @@ describe(createHttpServer.name, () => {
         },
       },
     });
-    const res = await fetch(`${base}/admin/queue`);
+    const res = await call('/admin/queue');
     expect(res.status).toBe(500);
     expect(JSON.stringify(await res.json())).not.toContain('disk on fire');
     expect(lines.join('')).toContain('disk on fire');
@@ -263,8 +364,8 @@ describe(createHttpServer.name, () => {
 
   it('never reads or logs request bodies', async () => {
     const { admin } = recordingAdmin();
-    const { base, lines } = await start({ admin });
-    const res = await fetch(`${base}/admin/queue/retry-all`, { method: 'POST', body: 'password=BODY-SECRET-1234' });
+    const { base, lines, admin: call } = await start({ admin });
+    const res = await call('/admin/queue/retry-all', { method: 'POST', body: 'password=BODY-SECRET-1234' });
     expect(res.status).toBe(200);
     await fetch(`${base}/nope`, { method: 'POST', body: 'BODY-SECRET-1234' });
     expect(lines.join('')).not.toContain('BODY-SECRET-1234');
@@ -281,7 +382,7 @@ describe(createHttpServer.name, () => {
     const names = config.upstreams.map((u) => u.name);
     const metrics = createMetrics({ upstreams: () => names.map((name) => ({ name, up: true })) });
     const { admin } = recordingAdmin();
-    const { base, lines } = await start({
+    const { base, lines, admin: call } = await start({
       metrics,
       admin,
       readiness: createReadinessCheck({ isListening: () => true, probeSpoolWritable: async () => true, upstreams: () => names.map((name) => ({ name, up: true })) }),
@@ -289,7 +390,7 @@ describe(createHttpServer.name, () => {
     });
     const bodies: string[] = [];
     for (const path of ['/healthz', '/readyz', '/metrics', '/status', '/admin/queue', '/config', '/admin/config', '/debug', '/admin/queue/0mjv5q1c0k3f9x2a']) {
-      const res = await fetch(`${base}${path}`);
+      const res = path.startsWith('/admin') ? await call(path) : await fetch(`${base}${path}`);
       if (path.includes('config') || path === '/debug') expect(res.status, path).toBe(404);
       bodies.push(await res.text());
     }
