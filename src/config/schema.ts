@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { readAuthority } from './authority.js';
 
 const CRLF = /[\r\n]/;
 
@@ -156,7 +157,10 @@ const authOauth2 = z
     clientId: line().min(1).describe('Application (client) ID of the app registration.'),
     clientSecret: z.string().min(1).optional().describe('Client secret of the app registration (secret: use ${env:NAME}, ${file:/path} or enc:...). Set exactly one of clientSecret or clientCertificate.'),
     clientCertificate: clientCertificateSchema.optional().describe('Certificate credential of the app registration, instead of clientSecret.'),
-    authority: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com').describe('Token authority ("server token URL"); change it for sovereign clouds or a private endpoint.'),
+    authority: z
+      .url({ protocol: /^https$/, message: 'must be an https:// URL' })
+      .default('https://login.microsoftonline.com')
+      .describe('Token authority: the base (https://login.microsoftonline.com, a sovereign cloud, a private endpoint) or the full token URL ("server token URL": https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token); validate says which it understood.'),
     scope: line().default('https://outlook.office365.com/.default').describe('OAuth2 scope requested with client credentials.'),
     refreshBeforeExpirySeconds: z.number().min(0).default(600).describe('Fetch a new token this long before the current one expires.'),
     tokenCa: z.string().optional().describe('PEM file (path) of a CA for the token endpoint, e.g. behind TLS inspection.'),
@@ -165,6 +169,8 @@ const authOauth2 = z
     if ((v.clientSecret === undefined) === (v.clientCertificate === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'set exactly one of clientSecret or clientCertificate', path: ['clientSecret'] });
     }
+    const authority = readAuthority(v.authority, v.tenantId);
+    if (!authority.ok) ctx.addIssue({ code: 'custom', message: authority.problem, path: ['authority'] });
   });
 
 export const upstreamSchema = z.strictObject({

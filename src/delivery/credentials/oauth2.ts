@@ -13,7 +13,8 @@
  * Never: logs or puts into an error the client secret, the private key or an access token (error
  * text from msal is scrubbed of both secrets and the cause is a sanitised copy, not msal's object).
  * Assumes: `auth` is validated by config/schema.ts (exactly one of clientSecret/clientCertificate,
- * https authority without tenant); secrets are already resolved. msal stamps `expiresOn` with the
+ * an https authority: a base, a base ending in the tenant, or the full v2.0 token URL, all read by
+ * config/authority.ts); secrets are already resolved. msal stamps `expiresOn` with the
  * system clock: we turn it into a lifetime against the system clock once and re-anchor it on the
  * injected Clock (identical in production; lets tests drive expiry with a ManualClock).
  */
@@ -23,6 +24,7 @@ import { ConfidentialClientApplication, LogLevel, type Configuration, type INetw
 import type { Clock } from '../../core/clock.js';
 import { RelayError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
+import { readAuthority } from '../../config/authority.js';
 import type { OAuth2Auth } from '../../config/schema.js';
 import { createUndiciNetworkClient, type ClosableNetworkModule } from './msal-network.js';
 import type { TokenCache } from './token-cache.js';
@@ -78,7 +80,7 @@ const AADSTS_HINTS: Readonly<Record<string, string>> = {
 };
 
 export function createOAuth2TokenSource(upstreamName: string, auth: OAuth2Auth, deps: OAuth2Deps): OAuth2TokenSource {
-  const authorityBase = auth.authority.replace(/\/+$/, '');
+  const authorityBase = authorityBaseOf(auth);
   const secrets = secretScrubber(auth);
   const ownNetworkClient: ClosableNetworkModule | undefined =
     deps.networkClient === undefined
@@ -129,6 +131,13 @@ export function createOAuth2TokenSource(upstreamName: string, auth: OAuth2Auth, 
       await ownNetworkClient?.close();
     },
   };
+}
+
+/** The base authority (no tenant, no token path), whichever form the config gave. */
+export function authorityBaseOf(auth: OAuth2Auth): string {
+  const reading = readAuthority(auth.authority, auth.tenantId);
+  if (!reading.ok) throw new RelayError('E_CONFIG', { logMessage: `auth.authority ${reading.problem}` });
+  return reading.base;
 }
 
 function msalConfiguration(auth: OAuth2Auth, authorityBase: string, networkClient: INetworkModule | undefined): Configuration {
