@@ -101,6 +101,9 @@ const messageSchema = z.strictObject({
   confidential: confidentialSchema.prefault({}).describe('Confidential marking headers.'),
   alwaysCc: z.array(address()).default([]).describe('Added to the Cc header and the envelope of every message.'),
   alwaysBcc: z.array(address()).default([]).describe('Added to the envelope of every message (never to a header).'),
+  stripBcc: z.boolean().default(true).describe('Remove Bcc and Resent-Bcc header fields (as Postfix cleanup does); the envelope recipients still get the message. false relays them as they are.'),
+  defaultFrom: address().optional().describe('From added when a message has none (PeopleSoft SMTPSender); an existing From is never rewritten (globalFrom does that).'),
+  defaultReplyTo: address().optional().describe('Reply-To added when a message has none (a fixed reply address, e.g. PeopleSoft SMTPBlackberryReplyTo); wins over keepOriginalFromAs.'),
 });
 
 const retrySchema = z.strictObject({

@@ -1,10 +1,12 @@
 /**
  * The mail policy, in order. This list is where the order lives:
  *   1. attachment limits (reject before doing any work)
- *   2. global From (may change the envelope sender)
- *   3. confidential marking
- *   4. always Cc / Bcc
- *   5. Date / Message-ID when missing
+ *   2. strip Bcc / Resent-Bcc header fields
+ *   3. header defaults (From, Reply-To when missing)
+ *   4. global From (may change the envelope sender)
+ *   5. confidential marking
+ *   6. always Cc / Bcc
+ *   7. Date / Message-ID when missing
  *
  * Does: run the policies in order; the first reject wins; header edits accumulate in
  *   order; envelope edits apply to the envelope the next policy sees (mailFrom replaced,
@@ -19,6 +21,8 @@ import { attachmentLimitsPolicy } from './attachment-limits.js';
 import { confidentialPolicy } from './confidential.js';
 import { dateMessageIdPolicy } from './date-message-id.js';
 import { globalFromPolicy } from './global-from.js';
+import { headerDefaultsPolicy } from './header-defaults.js';
+import { stripBccPolicy } from './strip-bcc.js';
 import type { Policy, PolicyInput, PolicyOutcome } from './types.js';
 
 export type { Policy, PolicyInput, PolicyOutcome } from './types.js';
@@ -26,6 +30,8 @@ export { checkAttachmentLimits } from './attachment-limits.js';
 
 export const DEFAULT_POLICIES: readonly Policy[] = [
   attachmentLimitsPolicy,
+  stripBccPolicy,
+  headerDefaultsPolicy,
   globalFromPolicy,
   confidentialPolicy,
   alwaysCcBccPolicy,

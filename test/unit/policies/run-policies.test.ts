@@ -6,7 +6,7 @@ import { makeInput } from './helpers.js';
 
 describe(runPolicies.name, () => {
   it('keeps the documented order', () => {
-    expect(DEFAULT_POLICIES.map((p) => p.name)).toEqual(['attachment-limits', 'global-from', 'confidential', 'always-cc-bcc', 'date-message-id']);
+    expect(DEFAULT_POLICIES.map((p) => p.name)).toEqual(['attachment-limits', 'strip-bcc', 'header-defaults', 'global-from', 'confidential', 'always-cc-bcc', 'date-message-id']);
   });
 
   it('accumulates edits in order and passes envelope edits on to the next policy', () => {
