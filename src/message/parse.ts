@@ -1,21 +1,36 @@
 /**
  * Streaming facts parser: what policies need to know about a message.
  *
- * Does: run mailparser's streaming MailParser over the message and settle one promise
- *   with MessageFacts: addresses, subject, Message-ID, the raw Date text, top-level header
- *   names in order, and attachment count and decoded bytes (inline ones also counted apart).
- * Never: use simpleParser; keep attachment contents (each stream is drained and released);
- *   let `input` emit 'error' (the facts promise is the one error channel; after a failure
- *   `input` accepts and discards the rest so the caller's feed loop never stalls);
- *   leave the promise unsettled (end → resolve, limit error → reject, input destroyed → reject).
+ * Does: split the message into MIME parts with @zone-eu/mailsplit's Splitter and settle one
+ *   promise with MessageFacts: addresses, subject, Message-ID, the raw Date text, top-level
+ *   header names in order, and attachment count and decoded bytes (inline ones also counted
+ *   apart). Attachment sizes come from each part's ENCODED length (see `EncodedSize`): no part
+ *   is decoded, and no body byte is kept once counted, so the memory a message costs here is
+ *   its MIME header blocks plus a few buffers, whatever the size or kind of its bodies (text,
+ *   HTML, attachments, malformed). Only the top-level header block goes through mailparser
+ *   (its address and encoded-word decoding), never a body.
+ * Never: keep body bytes (text bodies included); decode an attachment; let `input` emit
+ *   'error' (the facts promise is the one error channel; after a failure `input` accepts and
+ *   discards the rest so the caller's feed loop never stalls); leave the promise unsettled
+ *   (end → resolve, limit error → reject, input destroyed → reject).
  * Assumes: the caller writes the message bytes to `input` and ends it (or destroys it).
  *   Malformed MIME gives best-effort facts; only parser limits reject:
  *   EMAXLEN on a MIME header → E_HEADER_TOO_BIG, other limits (more than 1000 MIME parts,
  *   mailsplit's default) and unexpected parser errors → E_MALFORMED_MESSAGE.
+ *
+ * What counts as an attachment is what mailparser reports as one, so `limits` keep their
+ * meaning: a leaf part whose type is not text/plain, text/html or message/delivery-status, or
+ * whose disposition is not `inline` (an unknown disposition counts as `attachment`; a non-text
+ * part without one too). An attached message/rfc822 counts as one attachment; one the splitter
+ * descends into (disposition inline, 7bit/8bit/binary) is a container and its parts count.
+ * Inline (counted apart, for `limits.countInlineParts: false`): disposition `inline`, or a part
+ * with a Content-ID under a multipart/related.
  */
 import { Writable } from 'node:stream';
+import { Splitter } from '@zone-eu/mailsplit';
+import type { MimeNode } from '@zone-eu/mailsplit';
 import { MailParser } from 'mailparser';
-import type { AddressObject, AttachmentStream, EmailAddress, HeaderLines, Headers, HeaderValue, MessageText } from 'mailparser';
+import type { AddressObject, EmailAddress, Headers, HeaderValue } from 'mailparser';
 import { RelayError } from '../core/errors.js';
 import type { Mailbox, MessageFacts } from '../core/types.js';
 
@@ -30,6 +45,7 @@ export interface FactsParser {
 }
 
 const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
+const TEXT_TYPES = ['text/plain', 'text/html', 'message/delivery-status'];
 
 interface AttachmentTally {
   count: number;
@@ -38,19 +54,106 @@ interface AttachmentTally {
   inlineBytes: number;
 }
 
+interface HeaderLine {
+  readonly key: string;
+  readonly line: string;
+}
+
+/** The part being counted: its size estimator and whether it counts as inline. */
+interface CountedPart {
+  readonly node: MimeNode;
+  readonly size: EncodedSize;
+  readonly inline: boolean;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const EQUALS = 0x3d;
+
+/**
+ * Decoded size of a part estimated from its encoded bytes, without decoding them.
+ *
+ * - base64: decoded = floor(a × 3 / 4), a = the encoded bytes that are not CR, LF or `=`.
+ *   Exact for well-formed base64 (every 4 alphabet characters are 3 bytes; `=` is padding).
+ *   Bytes outside the alphabet (spaces, junk), which a decoder skips, are counted as if they
+ *   were data: the estimate is never below the decoded size and above it by at most 3/4 of
+ *   such bytes (+1 when junk spoils the final group). A limit therefore never lets through
+ *   more decoded bytes than it names.
+ * - quoted-printable: decoded = encoded − 3 per soft line break (`=` CRLF or `=` LF) − 2 per
+ *   other `=` (an `=XX` escape is one byte). Exact except for whitespace before a line end,
+ *   which decoders drop and which is counted here (so again never below).
+ * - anything else (7bit, 8bit, binary, unknown): decoded = encoded.
+ */
+class EncodedSize {
+  #bytes = 0;
+  #lineBreaks = 0;
+  #equals = 0;
+  #softBreaks = 0;
+  /** the previous chunk ended with `=` (quoted-printable: a soft break may straddle chunks) */
+  #equalsPending = false;
+
+  constructor(private readonly encoding: string) {}
+
+  add(chunk: Buffer): void {
+    this.#bytes += chunk.length;
+    if (this.encoding === 'base64') {
+      this.#lineBreaks += countByte(chunk, LF) + countByte(chunk, CR);
+      this.#equals += countByte(chunk, EQUALS);
+    } else if (this.encoding === 'quoted-printable') {
+      if (this.#equalsPending && (chunk[0] === CR || chunk[0] === LF)) this.#softBreaks++;
+      for (let i = chunk.indexOf(EQUALS); i !== -1; i = chunk.indexOf(EQUALS, i + 1)) {
+        this.#equals++;
+        const next = chunk[i + 1];
+        if (next === CR || next === LF) this.#softBreaks++;
+      }
+      this.#equalsPending = chunk.length > 0 && chunk[chunk.length - 1] === EQUALS;
+    }
+  }
+
+  get decodedBytes(): number {
+    if (this.encoding === 'base64') return Math.floor(((this.#bytes - this.#lineBreaks - this.#equals) * 3) / 4);
+    if (this.encoding === 'quoted-printable') return Math.max(0, this.#bytes - 2 * this.#equals - this.#softBreaks);
+    return this.#bytes;
+  }
+}
+
+function countByte(chunk: Buffer, byte: number): number {
+  let n = 0;
+  for (let i = chunk.indexOf(byte); i !== -1; i = chunk.indexOf(byte, i + 1)) n++;
+  return n;
+}
+
+function isAttachment(node: MimeNode): boolean {
+  const contentType = node.contentType || 'text/plain';
+  let disposition = node.disposition || '';
+  if (disposition !== '' && disposition !== 'attachment' && disposition !== 'inline') disposition = 'attachment';
+  if (disposition === '') disposition = TEXT_TYPES.includes(contentType) ? 'inline' : 'attachment';
+  return !TEXT_TYPES.includes(contentType) || disposition !== 'inline';
+}
+
+function isInline(node: MimeNode): boolean {
+  if (node.disposition === 'inline') return true;
+  if (node.headers === false || !node.headers.hasHeader('Content-ID')) return false;
+  for (let parent = node.parentNode; parent !== false; parent = parent.parentNode) {
+    if (parent.contentType === 'multipart/related') return true;
+  }
+  return false;
+}
+
 export function createFactsParser(options: FactsParserOptions = {}): FactsParser {
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
-  const parser = new MailParser({
-    skipHtmlToText: true,
-    skipTextToHtml: true,
-    skipImageLinks: true,
-    checksumAlgo: false,
-    maxHeadSize: maxHeaderBytes,
-  });
+  const splitter = new Splitter({ maxHeadSize: maxHeaderBytes });
 
-  let headers: Headers | undefined;
-  let headerLines: HeaderLines | undefined;
+  let rootHeader: Promise<{ headers: Headers | undefined; lines: readonly HeaderLine[] }> | undefined;
   const tally: AttachmentTally = { count: 0, totalBytes: 0, inlineCount: 0, inlineBytes: 0 };
+  let part: CountedPart | undefined;
+  const closePart = (): void => {
+    if (part === undefined) return;
+    const bytes = part.size.decodedBytes;
+    tally.totalBytes += bytes;
+    if (part.inline) tally.inlineBytes += bytes;
+    part = undefined;
+  };
 
   let settled = false;
   let failed = false;
@@ -71,36 +174,53 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
       settled = true;
       rejectFacts(err);
     }
-    parser.destroy();
+    splitter.destroy();
   };
 
-  parser.on('headers', (h: Headers) => {
-    headers ??= h;
+  splitter.on('data', (data: MimeNode | { type: 'body' | 'data'; node: MimeNode; value: Buffer }) => {
+    if (data.type === 'node') {
+      closePart();
+      const node = data;
+      if (node.root) rootHeader ??= parseRootHeader(node.getHeaders());
+      if (node.multipart !== false) return;
+      // an embedded message the splitter descends into is a container: its parts are counted
+      if (node.contentType === 'message/rfc822' && node.messageNode === true) return;
+      if (!isAttachment(node)) return;
+      const inline = isInline(node);
+      tally.count += 1;
+      if (inline) tally.inlineCount += 1;
+      part = { node, inline, size: new EncodedSize(node.encoding || '') };
+      return;
+    }
+    if (data.type === 'body' && part !== undefined && data.node === part.node) part.size.add(data.value);
   });
-  parser.on('headerLines', (lines: HeaderLines) => {
-    headerLines ??= lines;
-  });
-  parser.on('data', (data: AttachmentStream | MessageText) => {
-    if (data.type !== 'attachment') return;
-    countAttachment(data, tally);
-  });
-  parser.on('error', (err: unknown) => fail(toRelayError(err, maxHeaderBytes)));
-  parser.on('end', () => {
+  // mailsplit's typings declare only the 'data' event; the stream events go through the base type
+  const events: NodeJS.EventEmitter = splitter;
+  events.on('error', (err: unknown) => fail(toRelayError(err, maxHeaderBytes)));
+  events.on('end', () => {
     if (settled) return;
-    settled = true;
-    resolveFacts(buildFacts(headers, headerLines, tally));
+    closePart();
+    const header = rootHeader ?? Promise.resolve({ headers: undefined, lines: [] });
+    header.then(
+      ({ headers, lines }) => {
+        if (settled) return;
+        settled = true;
+        resolveFacts(buildFacts(headers, lines, tally));
+      },
+      (err: unknown) => fail(toRelayError(err, maxHeaderBytes)),
+    );
   });
-  // Insurance: a parser that closes without 'end' or 'error' still settles the promise.
-  parser.on('close', () => {
-    if (!settled) fail(new RelayError('E_MALFORMED_MESSAGE', { logMessage: 'mail parser closed before the message ended' }));
+  // Insurance: a splitter that closes without 'end' or 'error' still settles the promise.
+  events.on('close', () => {
+    if (!settled && !splitter.readableEnded) fail(new RelayError('E_MALFORMED_MESSAGE', { logMessage: 'message splitter closed before the message ended' }));
   });
 
   const input = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       if (failed) return callback();
-      // Callback once the parser has taken the chunk: its backpressure (attachments still
-      // being drained) reaches the writer. A write error is reported by the parser's 'error'.
-      // A failure while the chunk is in flight releases the writer too (see `fail`).
+      // Callback once the splitter has taken the chunk: its backpressure reaches the writer.
+      // A write error is reported by the splitter's 'error'. A failure while the chunk is in
+      // flight releases the writer too (see `fail`).
       let done = false;
       const once = (): void => {
         if (done) return;
@@ -109,10 +229,10 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
         callback();
       };
       pendingWrite = once;
-      parser.write(chunk, once);
+      splitter.write(chunk, once);
     },
     final(callback) {
-      if (!failed) parser.end();
+      if (!failed) splitter.end();
       callback();
     },
     destroy(err, callback) {
@@ -126,20 +246,33 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
   return { input, facts };
 }
 
-function countAttachment(attachment: AttachmentStream, tally: AttachmentTally): void {
-  const inline = attachment.related === true || attachment.contentDisposition?.toLowerCase() === 'inline';
-  tally.count += 1;
-  if (inline) tally.inlineCount += 1;
-  const release = (): void => {
-    const fn = attachment.release;
-    if (fn) fn.call(attachment);
-  };
-  attachment.content.on('data', (chunk: Buffer) => {
-    tally.totalBytes += chunk.length;
-    if (inline) tally.inlineBytes += chunk.length;
+/**
+ * mailparser's header decoding (addresses, groups, RFC 2047 words, charsets) applied to the
+ * top-level header block alone: the block is parsed as a message with an empty body.
+ */
+function parseRootHeader(block: Buffer): Promise<{ headers: Headers | undefined; lines: readonly HeaderLine[] }> {
+  return new Promise((resolve, reject) => {
+    const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHeadSize: block.length + 1024 });
+    let headers: Headers | undefined;
+    let lines: readonly HeaderLine[] = [];
+    parser.on('headers', (h: Headers) => {
+      headers ??= h;
+    });
+    parser.on('headerLines', (l: readonly HeaderLine[]) => {
+      if (lines.length === 0) lines = l;
+    });
+    parser.on('data', (data: { type: string; release?: (() => void) | null; content?: NodeJS.ReadableStream }) => {
+      // the body is empty; anything that still shows up is drained and released
+      if (data.type === 'attachment') {
+        data.content?.resume();
+        data.release?.();
+      }
+    });
+    parser.on('error', reject);
+    parser.on('end', () => resolve({ headers, lines }));
+    // the blank line ends the header block even when the message has no body separator
+    parser.end(Buffer.concat([block, Buffer.from('\r\n\r\n')]));
   });
-  attachment.content.once('end', release);
-  attachment.content.once('error', release);
 }
 
 function toRelayError(err: unknown, maxHeaderBytes: number): RelayError {
@@ -155,7 +288,7 @@ function toRelayError(err: unknown, maxHeaderBytes: number): RelayError {
   return new RelayError('E_MALFORMED_MESSAGE', { cause: err, logMessage: `message could not be parsed: ${message}` });
 }
 
-function buildFacts(headers: Headers | undefined, headerLines: HeaderLines | undefined, tally: AttachmentTally): MessageFacts {
+function buildFacts(headers: Headers | undefined, headerLines: readonly HeaderLine[], tally: AttachmentTally): MessageFacts {
   const get = (key: string): HeaderValue | undefined => headers?.get(key);
   return {
     from: mailboxes(get('from')),
@@ -167,7 +300,7 @@ function buildFacts(headers: Headers | undefined, headerLines: HeaderLines | und
     messageId: firstString(get('message-id')),
     date: rawValue(headerLines, 'date'),
     attachments: { ...tally },
-    headerNames: (headerLines ?? []).map((l) => l.key.toLowerCase()).filter((k) => k !== ''),
+    headerNames: headerLines.map((l) => l.key.toLowerCase()).filter((k) => k !== ''),
   };
 }
 
@@ -195,8 +328,8 @@ function firstString(value: HeaderValue | undefined): string | undefined {
 }
 
 /** The raw (unfolded, trimmed) text of the first top-level field with this name. */
-function rawValue(lines: HeaderLines | undefined, key: string): string | undefined {
-  const line = lines?.find((l) => l.key.toLowerCase() === key)?.line;
+function rawValue(lines: readonly HeaderLine[], key: string): string | undefined {
+  const line = lines.find((l) => l.key.toLowerCase() === key)?.line;
   if (line === undefined) return undefined;
   return line
     .slice(line.indexOf(':') + 1)

@@ -77,6 +77,39 @@ describe(createFactsParser.name, () => {
     expect(facts.attachments).toEqual({ count: 4, totalBytes: 1512, inlineCount: 2, inlineBytes: 507 });
   });
 
+  it('sizes quoted-printable and base64 attachments from their encoded length, exactly for well-formed input', async () => {
+    const text = `${'caf\u00e9 = cr\u00e8me br\u00fbl\u00e9e; '.repeat(40)}\r\nend=of=line \r\n`;
+    const raw = await compose({
+      from: 'a@example.com',
+      to: 'b@example.com',
+      text: 'body',
+      attachments: [
+        { filename: 'menu.txt', content: text, contentTransferEncoding: 'quoted-printable' },
+        { filename: 'blob.bin', content: Buffer.alloc(4099, 0xff), contentTransferEncoding: 'base64' },
+      ],
+    });
+    expect(raw.toString('latin1')).toMatch(/=\r\n/); // soft line breaks are present
+    const facts = await parse(raw, { chunkBytes: 7 });
+    expect(facts.attachments).toEqual({ count: 2, totalBytes: Buffer.byteLength(text) + 4099, inlineCount: 0, inlineBytes: 0 });
+  });
+
+  it('never sizes a base64 part below its decoded length when it carries junk', async () => {
+    const head = `From: a@example.com${CRLF}Content-Type: multipart/mixed; boundary=XX${CRLF}${CRLF}--XX${CRLF}Content-Type: application/pdf${CRLF}Content-Transfer-Encoding: base64${CRLF}${CRLF}`;
+    const facts = await parse(`${head}QUJD  REVG ***${CRLF}R0hJ${CRLF}--XX--${CRLF}`);
+    expect(facts.attachments.count).toBe(1);
+    expect(facts.attachments.totalBytes).toBeGreaterThanOrEqual(9); // ABCDEFGHI
+    expect(facts.attachments.totalBytes).toBeLessThanOrEqual(9 + Math.ceil((6 * 3) / 4) + 1);
+  });
+
+  it('keeps no text or HTML body: a 20 MB text body and a 20 MB HTML body count as no attachment', async () => {
+    const line = `${'x'.repeat(76)}\r\n`;
+    const body = line.repeat(Math.ceil((20 * 1024 * 1024) / line.length));
+    const raw = `From: a@example.com${CRLF}Content-Type: multipart/alternative; boundary=AA${CRLF}${CRLF}--AA${CRLF}Content-Type: text/plain${CRLF}${CRLF}${body}--AA${CRLF}Content-Type: text/html${CRLF}${CRLF}<p>${body}</p>${CRLF}--AA--${CRLF}`;
+    const facts = await parse(raw, { chunkBytes: 256 * 1024 });
+    expect(facts.attachments).toEqual({ count: 0, totalBytes: 0, inlineCount: 0, inlineBytes: 0 });
+    expect(facts.from[0]?.address).toBe('a@example.com');
+  });
+
   it('streams a 25 MB attachment (counted by decoded bytes, content not kept)', async () => {
     const size = 25 * 1024 * 1024;
     const raw = await compose({
