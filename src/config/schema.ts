@@ -82,6 +82,13 @@ const listenSchema = z.strictObject({
   maxClients: z.number().int().min(1).default(100).describe('Most simultaneous client connections; more get 421.'),
   socketTimeoutSeconds: z.number().positive().default(60).describe('Idle client connections are closed after this many seconds.'),
   shutdownGraceSeconds: z.number().min(0).default(30).describe('On SIGTERM, how long open sessions may finish before they get 421.'),
+  maxInFlightMB: z
+    .number()
+    .positive()
+    .default(64)
+    .describe(
+      'Most message data held in memory by all DATA transactions together, in MB (header blocks, and bodies until they pass 256 KiB and go to a spool file). A DATA that starts while it is used up waits (at most half of socketTimeoutSeconds, 30 s at most), then gets 452 4.3.1.',
+    ),
   bareLineFeeds: z.enum(['normalize', 'reject']).default('normalize').describe('Bare CR or LF in message data: normalize to CRLF (as Postfix) or reject with 550 5.6.0.'),
 });
 

@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   E_MALFORMED_MESSAGE: { transient: false, smtpCode: 550, enhanced: '5.6.0', text: 'Message could not be parsed', stage: 'message' },
   E_ATTACHMENT_COUNT: { transient: false, smtpCode: 552, enhanced: '5.3.4', text: 'Too many attachments', stage: 'policies' },
   E_ATTACHMENT_SIZE: { transient: false, smtpCode: 552, enhanced: '5.3.4', text: 'Attachments too large', stage: 'policies' },
+  E_BUSY: { transient: true, smtpCode: 452, enhanced: '4.3.1', text: 'Too much mail in flight; message not accepted, try again later', stage: 'intake' },
   E_SPOOL_WRITE: { transient: true, smtpCode: 452, enhanced: '4.3.1', text: 'Insufficient system storage; message not accepted, try again later', stage: 'spool' },
   E_SPOOL_CORRUPT: { transient: true, smtpCode: 451, enhanced: '4.3.0', text: 'Queue entry unreadable', stage: 'spool' },
   E_SHUTTING_DOWN: { transient: true, smtpCode: 421, enhanced: '4.3.2', text: 'Relay is shutting down; try again later', stage: 'intake' },

@@ -24,6 +24,8 @@ import { applyHeaderEdits } from '../message/header-edits.js';
 import { createFactsParser } from '../message/parse.js';
 import { runPolicies, DEFAULT_POLICIES } from '../policies/index.js';
 import type { Policy } from '../policies/types.js';
+import { InFlightBudget, type InFlightLease } from './in-flight-budget.js';
+import { IntervalLog } from './interval-log.js';
 import { LineEndingTransform } from './line-endings.js';
 import type { IntakeSession } from './smtp-listener.js';
 
@@ -47,6 +49,15 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
   // Past 256 KiB a body goes to a spill file as it arrives: memory per message in flight stays small
   // (50 concurrent 1 MB messages must fit well under 250 MB), and the spool copies the file anyway.
   const spillThreshold = deps.spillThresholdBytes ?? 256 * 1024;
+  // One budget for the process: the memory all transactions in flight hold together. A new
+  // DATA waits for room (its client is held by TCP backpressure: nothing is read), at most half
+  // the idle timeout so the client's session does not time out meanwhile, then gets 452 4.3.1.
+  const startConfig = deps.config();
+  const budgetLog = new IntervalLog(deps.logger, 60_000);
+  const budget = new InFlightBudget(Math.floor(startConfig.listen.maxInFlightMB * 1024 * 1024), (usedBytes) =>
+    budgetLog.note('intake.in-flight-full', { reason: 'listen.maxInFlightMB reached; new DATA waits', usedBytes, limitMB: startConfig.listen.maxInFlightMB }),
+  );
+  const admissionWaitMs = Math.min(30_000, (startConfig.listen.socketTimeoutSeconds * 1000) / 2);
 
   return async function receive(stream, session) {
     const config = deps.config();
@@ -59,18 +70,48 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       return err;
     };
 
+    if (budget.usedBytes >= budget.limitBytes || budget.waiting > 0) {
+      budgetLog.note('intake.in-flight-wait', { reason: 'a DATA waits for listen.maxInFlightMB', client: session.remoteAddress, waitingBefore: budget.waiting });
+    }
+    const lease = await budget.admit(admissionWaitMs);
+    if (lease === undefined) {
+      stream.resume(); // drain: the reply goes out once the client's end of data is read
+      throw rejected('busy', new RelayError('E_BUSY', { detail: `Too much mail in flight (${startConfig.listen.maxInFlightMB} MB held by other transactions); try again later` }));
+    }
+    try {
+      return await receiveAdmitted(stream, session, config, qid, log, receivedAtMs, rejected, lease);
+    } finally {
+      lease.release();
+    }
+  };
+
+  async function receiveAdmitted(
+    stream: Readable,
+    session: IntakeSession,
+    config: Config,
+    qid: string,
+    log: Logger,
+    receivedAtMs: number,
+    rejected: (reason: string, err: RelayError) => RelayError,
+    lease: InFlightLease,
+  ): Promise<string> {
     const lineEndings = new LineEndingTransform(config.listen.bareLineFeeds);
     const header = new HeaderBlockReader(MAX_HEADER_BYTES);
     const facts = createFactsParser({ maxHeaderBytes: MAX_HEADER_BYTES });
     facts.facts.catch(() => undefined); // observed below; never an unhandled rejection
     const body = new BodyCollector(deps.spool.spillPath(qid), spillThreshold);
 
+    let received = 0;
     try {
       stream.on('error', (err) => lineEndings.destroy(err));
       stream.pipe(lineEndings);
       for await (const chunk of lineEndings as AsyncIterable<Buffer>) {
         if (!facts.input.write(chunk)) await once(facts.input, 'drain');
         for (const bodyPart of header.push(chunk)) await body.add(bodyPart);
+        // what this transaction holds: the header block (kept, and copied by the parser) and
+        // the body while it is still below the spill threshold
+        received += chunk.length;
+        lease.hold((header.complete ? header.header.length : received) + body.memoryBytes);
       }
       header.end();
       facts.input.end();
@@ -153,6 +194,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
 
       const waitSeconds = config.delivery.waitSeconds;
       const raw = bodySource.kind === 'memory' ? Buffer.concat([finalHeader, ...bodySource.chunks]) : undefined;
+      if (raw !== undefined) lease.hold(raw.length + bodySource.length);
       const first = await deps.delivery.submit(entry, raw, { waitMs: Math.max(0, waitSeconds) * 1000, neverQueue: waitSeconds < 0 });
       switch (first.kind) {
         case 'delivered':
@@ -167,7 +209,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
     } finally {
       await body.discard();
     }
-  };
+  }
 }
 
 /** The upstream's own permanent reply ("550 5.1.1 unknown user"), passed back to the client. */
@@ -184,6 +226,11 @@ class BodyCollector {
   private length = 0;
   private spill: WriteStream | undefined;
   private spillError: Error | undefined;
+
+  /** body bytes held in memory (0 once they went to the spill file) */
+  get memoryBytes(): number {
+    return this.spill === undefined ? this.length : 0;
+  }
 
   constructor(
     private readonly spillPath: string,
