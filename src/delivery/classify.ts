@@ -5,8 +5,9 @@
  *   responseCode, command, response) or one rejected recipient into a Decision, by the
  *   first matching row of RULES (read top to bottom, like a Postfix table).
  * Never: bounce what it does not recognise (the last row retries); throw.
- * Assumes: errors come from nodemailer 10 (codes in LIBRARIES.md §2 "Error shapes"); the
- *   M365 replies are those in M365.md.
+ * Assumes: errors come from nodemailer 10 (its codes: ECONNECTION, ESOCKET, ETIMEDOUT, EDNS,
+ *   EPROXY, ETLS, EAUTH, EENVELOPE, EMESSAGE, EPROTOCOL) or from delivery/graph/errors.ts (EGRAPH
+ *   with the HTTP status as responseCode); the M365 replies are Exchange Online's.
  *
  * Actions:
  *   failover: try the next upstream now (markDown: skip this upstream for a while)
@@ -63,6 +64,79 @@ export const RULES: readonly Rule[] = [
       dsn: '4.7.0',
       markDown: true,
     },
+  },
+  // Microsoft Graph upstreams (delivery/graph/): code EGRAPH, responseCode = the HTTP status,
+  // response = "HTTP <status> <Graph error code>: <message>". Network failures there carry the
+  // connection codes below (ECONNECTION, ETIMEDOUT, ETLS) and fail over like SMTP ones.
+  {
+    when: 'Graph 401 after one token refresh and resend (token for the wrong audience, or refused)',
+    match: (e) => e.code === 'EGRAPH' && e.responseCode === 401,
+    decision: {
+      action: 'failover',
+      reason:
+        'Microsoft Graph refused the access token even after a fresh one (401): check auth.scope (https://graph.microsoft.com/.default, or your cloud\'s Graph host), tenantId and clientId',
+      dsn: '4.7.0',
+      markDown: true,
+    },
+  },
+  {
+    when: 'Graph 403 ErrorSendAsDenied (From is an address the mailbox may not send as)',
+    match: (e) => e.code === 'EGRAPH' && /ErrorSendAsDenied/.test(text(e)),
+    decision: {
+      action: 'final',
+      reason:
+        'Microsoft Graph refused to send as the message\'s From address (ErrorSendAsDenied): give auth.user Send As rights on that address (Add-RecipientPermission <from> -Trustee <auth.user> -AccessRights SendAs), or set upstreams[].from or message.globalFrom to auth.user',
+      dsn: '5.7.60',
+      markDown: false,
+    },
+  },
+  {
+    when: 'Graph 403 ErrorAccessDenied (no Mail.Send application permission, or an access policy excludes the mailbox)',
+    match: (e) => e.code === 'EGRAPH' && e.responseCode === 403,
+    decision: {
+      action: 'failover',
+      reason:
+        'Microsoft Graph denied access (403 ErrorAccessDenied): grant the app registration the Mail.Send application permission with admin consent, and include auth.user in its RBAC for Applications scope or application access policy',
+      dsn: '4.7.0',
+      markDown: true,
+    },
+  },
+  {
+    when: 'Graph 404 ErrorInvalidUser / MailboxNotEnabledForRESTAPI (no such mailbox in Exchange Online)',
+    match: (e) => e.code === 'EGRAPH' && e.responseCode === 404 && /ErrorInvalidUser|MailboxNotEnabledForRESTAPI|ResourceNotFound/.test(text(e)),
+    decision: {
+      action: 'failover',
+      reason:
+        'Microsoft Graph does not know the sending mailbox (ErrorInvalidUser / MailboxNotEnabledForRESTAPI): set auth.user to a licensed Exchange Online mailbox of this tenant (an on-premises mailbox cannot send through Graph)',
+      dsn: '4.4.1',
+      markDown: true,
+    },
+  },
+  {
+    when: 'Graph 413 or ErrorMessageSizeExceeded (the message is over the mailbox\'s size limit)',
+    match: (e) => e.code === 'EGRAPH' && (e.responseCode === 413 || /ErrorMessageSizeExceeded/.test(text(e))),
+    decision: {
+      action: 'final',
+      reason:
+        'the message is larger than Exchange Online accepts for this mailbox (the size is in the response; the default limit is 35 MB, an admin can raise it to 150 MB with Set-Mailbox -MaxSendSize)',
+      dsn: '5.3.4',
+      markDown: false,
+    },
+  },
+  {
+    when: 'Graph 429, 503 or 504 (throttled or briefly unavailable; Retry-After longer than the transport waits itself)',
+    match: (e) => e.code === 'EGRAPH' && (e.responseCode === 429 || e.responseCode === 503 || e.responseCode === 504),
+    decision: {
+      action: 'retry',
+      reason: 'Microsoft Graph throttled the request or is briefly unavailable (429/503/504); retrying later on the same upstream, after its Retry-After',
+      dsn: '4.3.2',
+      markDown: false,
+    },
+  },
+  {
+    when: 'any other Graph 5xx',
+    match: (e) => e.code === 'EGRAPH' && e.responseCode !== undefined && e.responseCode >= 500,
+    decision: { action: 'failover', reason: 'Microsoft Graph failed to handle the request (5xx); trying the next upstream', dsn: '4.4.1', markDown: true },
   },
   {
     when: 'the upstream could not be built from its config (E_CONFIG: unreadable tls file, bad certificate; send-test and validate only)',

@@ -5,8 +5,9 @@
  * client_id, scope) and the credential (client_secret, or a client_assertion JWT whose header
  * `x5t#S256` matches the configured certificate, whose PS256/RS256 signature verifies with the
  * certificate's public key, and whose aud is the token endpoint); answers with Entra's error
- * shapes (AADSTS7000215, 700016, 90002, 700027, 70011, 70003); issues opaque random tokens and
- * remembers their expiry (`isValid`). Serves openid-configuration GETs (counted, so tests can
+ * shapes (AADSTS7000215, 700016, 90002, 700027, 70011, 70003); issues JWT-shaped tokens as Entra
+ * does (payload with aud = the scope's resource, roles, tid, appid, iat/nbf/exp; the signature is
+ * random bytes: nothing here verifies it) and remembers their expiry (`isValid`). Serves openid-configuration GETs (counted, so tests can
  * prove msal never asked). Runs either as a node:https server on 127.0.0.1:0 (test CA's
  * localhost certificate) or in-process as an msal INetworkModule (`asNetworkClient()`), so a
  * test can use the real https://login.microsoftonline.com authority without any socket.
@@ -43,6 +44,8 @@ export interface FakeTokenEndpointOptions {
   readonly tokenLifetimeSeconds?: number;
   /** time used to stamp issued tokens' expiry (default Date.now) */
   readonly now?: () => number;
+  /** application permissions in the tokens' `roles` claim (default: Mail.Send for a Graph scope, SMTP.SendAsApp otherwise) */
+  readonly roles?: readonly string[];
 }
 
 export interface ScriptedFailure {
@@ -179,7 +182,12 @@ export async function startFakeTokenEndpoint(options: FakeTokenEndpointOptions =
       } else {
         return entraError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
       }
-      const accessToken = `fake-at.${randomBytes(24).toString('base64url')}`;
+      const issuedAtSeconds = Math.floor(now() / 1000);
+      const resource = scope.replace(/\/\.default$/, '');
+      const roles = options.roles ?? (/graph/i.test(resource) ? ['Mail.Send'] : ['SMTP.SendAsApp']);
+      const claims = { aud: resource, iss: `https://sts.windows.net/${tenantId}/`, tid: tenantId, appid: clientId, roles, iat: issuedAtSeconds, nbf: issuedAtSeconds, exp: issuedAtSeconds + lifetimeSeconds, uti: randomBytes(8).toString('base64url') };
+      const jwtPart = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const accessToken = `${jwtPart({ typ: 'JWT', alg: 'RS256' })}.${jwtPart(claims)}.${randomBytes(24).toString('base64url')}`;
       issued.set(accessToken, now() + lifetimeSeconds * 1000);
       issuedList.push(accessToken);
       return { status: 200, body: { token_type: 'Bearer', expires_in: lifetimeSeconds, ext_expires_in: lifetimeSeconds, access_token: accessToken } };
@@ -301,7 +309,8 @@ export async function startFakeTokenEndpoint(options: FakeTokenEndpointOptions =
   };
 }
 
-function decodeJwtPart(part: string | undefined): Record<string, unknown> | undefined {
+/** The JSON of one JWT segment (header or payload), or undefined. */
+export function decodeJwtPart(part: string | undefined): Record<string, unknown> | undefined {
   if (part === undefined) return undefined;
   try {
     const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
