@@ -37,6 +37,7 @@ import { GraphError, httpError } from './errors.js';
 import { GraphHttp, type GraphHttpOptions } from './http.js';
 import { decodedLeaf, rewriteMime, scanMime, type MimeLeaf, type TopHeaderEdit } from './mime.js';
 import { recipientEdits } from './recipients.js';
+import { verifyGraph } from './verify.js';
 
 /** Graph refuses requests above 4 MB; 4,000,000 bytes keeps clear of both readings of "MB". */
 export const GRAPH_REQUEST_BUDGET_BYTES = 4_000_000;
@@ -291,6 +292,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
   return {
     name: options.name,
     send,
+    verify: (onStep) => verifyGraph({ http, tokens: options.tokens, endpoint: options.endpoint }, onStep),
     async close() {
       await http.close();
     },

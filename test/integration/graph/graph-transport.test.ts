@@ -306,4 +306,19 @@ describe(createGraphTransport.name, () => {
     expect(classifyError(err)).toMatchObject({ action: 'failover', markDown: true });
     expect(r.graph.requests.filter((q) => q.route === 'sendMail')).toHaveLength(1);
   });
+
+  it('verify() fetches a token, shows its roles and says whether Mail.Send is granted, without sending mail', async () => {
+    const granted = await rig();
+    const ok = await transportFor(granted).transport.verify();
+    expect(ok.map((s) => `${s.step} ${s.status}`)).toEqual(['connect ok', 'token ok']);
+    expect(ok[1]!.detail).toMatch(/aud https:\/\/graph\.microsoft\.com, roles \[Mail\.Send\]: Mail\.Send is granted/);
+    expect(ok.map((s) => s.detail).join(' ')).not.toContain(granted.entra.issuedTokens[0]!);
+
+    const missing = await rig({ roles: ['User.Read.All'] });
+    const refused = await transportFor(missing).transport.verify();
+    expect(refused[1]).toMatchObject({ step: 'token', status: 'failed' });
+    expect(refused[1]!.detail).toMatch(/roles \[User\.Read\.All\]: Mail\.Send is NOT granted: add .*admin consent/);
+    expect([...granted.graph.requests, ...missing.graph.requests].filter((q) => q.route !== 'unknown')).toEqual([]);
+    expect(granted.graph.deliveries).toHaveLength(0);
+  });
 });
