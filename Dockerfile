@@ -24,6 +24,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# cron, PHP's mail() and scripts run /usr/sbin/sendmail (older ones /usr/lib/sendmail): that is
+# this program under the name sendmail (dist/main.js is executable), submitting to the relay.
+RUN ln -s /app/dist/main.js /usr/sbin/sendmail && ln -s /app/dist/main.js /usr/lib/sendmail
 # The default config (docker/config.docker.json); mount your own file over it to change it.
 COPY docker/config.docker.json /etc/smtp-sidecar/config.json
 

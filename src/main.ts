@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** bin entry: argv → command → exit code. No logic lives here. */
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENCRYPT_HELP, encryptCommand } from './cli/encrypt.js';
 import { EXIT } from './cli/exit-codes.js';
 import { processIo } from './cli/io.js';
 import { QUEUE_HELP, queueCommand } from './cli/queue.js';
 import { SEND_TEST_HELP, sendTestCommand } from './cli/send-test.js';
+import { sendmailCommand } from './cli/sendmail.js';
 import { START_HELP, startCommand } from './cli/start.js';
 import { VALIDATE_HELP, validateCommand } from './cli/validate.js';
 import { connectCheck } from './cli/validate-connect.js';
@@ -18,14 +20,20 @@ Commands:
   encrypt    encrypt a secret from stdin for the config file (enc:...)
   send-test  send a test message through the upstreams (or --via a running relay)
   queue      list | show QID | retry QID | retry --all | delete QID
+  sendmail   the sendmail command line (cron, PHP mail(), scripts): submit stdin to the relay
+             (also what runs when this program is installed as /usr/sbin/sendmail)
 
 Run "smtp-sidecar <command> --help" for the options of a command.
 Exit codes: 0 success, 1 runtime failure, 2 usage error or invalid config.
 `;
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: string[], invokedAs: string): Promise<number> {
   const io = processIo();
+  // Run as /usr/sbin/sendmail (a symlink to this file): the whole argv is sendmail's.
+  if (invokedAs === 'sendmail') return sendmailCommand(argv, io);
   const [command, ...rest] = argv;
+  // sendmail's options (-FCronDaemon, -oem, -t ...) are not ours: it parses its own argv.
+  if (command === 'sendmail') return sendmailCommand(rest, io);
   let parsed;
   try {
     parsed = parseArgs({
@@ -79,7 +87,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+main(process.argv.slice(2), basename(process.argv[1] ?? '')).then(
   (code) => {
     process.exitCode = code;
   },

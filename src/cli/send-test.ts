@@ -103,7 +103,8 @@ export function buildTestMessage(input: { readonly from: string; readonly to: st
   );
 }
 
-function parseVia(via: string): { host: string; port: number } | undefined {
+/** `HOST:PORT` or `[IPv6]:PORT`; undefined when it is neither. */
+export function parseVia(via: string): { host: string; port: number } | undefined {
   const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(via);
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);

@@ -134,6 +134,12 @@ describe('Dockerfile', () => {
     expect(configCopy).toBe('docker/config.docker.json /etc/smtp-sidecar/config.json');
   });
 
+  it('installs the sendmail command where cron, PHP and scripts look for it', () => {
+    const runs = all(runtime, 'RUN').join('\n');
+    expect(runs).toContain('ln -s /app/dist/main.js /usr/sbin/sendmail');
+    expect(runs).toContain('ln -s /app/dist/main.js /usr/lib/sendmail');
+  });
+
   it('checks health with node itself (exec form, no curl)', () => {
     const healthcheck = one(runtime, 'HEALTHCHECK');
     const command = JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD ') + 4)) as string[];
