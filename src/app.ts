@@ -32,6 +32,7 @@ import { RateLimiter } from './routing/rate-limit.js';
 import { UpstreamHealth } from './routing/upstream-health.js';
 import { nextAttemptDelayMs } from './spool/backoff.js';
 import { FsSpool } from './spool/fs-spool.js';
+import { acquireSpoolLock, type SpoolLock } from './spool/spool-lock.js';
 
 export { OUTBOX };
 
@@ -178,6 +179,8 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       })
     : undefined;
 
+  let spoolLock: SpoolLock | undefined;
+
   return {
     config,
     logger,
@@ -189,6 +192,9 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     metrics,
     async start() {
       const cfg = config();
+      // One relay per spool: taken before anything reads or cleans it (throws SpoolLockedError).
+      spoolLock = await acquireSpoolLock(spool.dir, { command: 'relay', create: true });
+      if (spoolLock.replaced !== undefined) logger.warn({ pid: spoolLock.replaced.pid, since: spoolLock.replaced.since }, 'spool.stale-lock-replaced');
       if (cfg.upstreams.length === 0) {
         logger.warn({ outboxDir: resolve(cfg.delivery.outboxDir) }, 'no upstream configured: delivering to the outbox directory as .eml files');
       } else {
@@ -238,6 +244,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       await upstreams.close();
       await Promise.allSettled([...retired].map(retire));
       await http?.close();
+      await spoolLock?.release();
       logger.info({}, 'stopped');
       logger.flush?.();
     },

@@ -7,7 +7,9 @@
  *   metadata JSON for show, one line for retry/delete.
  * Never: edit the spool files directly while a relay answers on its API (a refused connection
  *   is the only fallback: a timeout or an error answer is reported, not worked around); print
- *   message bodies; run FsSpool.recover() (it would clean tmp/ under a live relay).
+ *   message bodies; run FsSpool.recover() (it would clean tmp/ under a live relay); work on
+ *   the spool files without holding the spool's lock (spool/spool-lock.ts): while a relay holds
+ *   it, a direct command refuses, naming the relay's PID.
  * Admin API calls carry the running relay's per-process token (`Authorization: Bearer`), read
  *   from `<delivery.spoolDir>/admin.token` (mode 0600: only the relay's user can use the API).
  * Assumes: admin API contract (src/ops/http.ts): GET /admin/queue → {messages: QueueRow[]},
@@ -20,6 +22,7 @@ import type { Config } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { SpoolMeta } from '../core/types.js';
 import { FsSpool } from '../spool/fs-spool.js';
+import { acquireSpoolLock, SpoolLockedError } from '../spool/spool-lock.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
@@ -105,21 +108,27 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
   const clock = deps.clock ?? systemClock;
   const spoolDir = resolve(config.delivery.spoolDir);
   const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? 3000, adminTokenPath(spoolDir)) : undefined;
-  const direct = (): QueueBackend =>
-    new SpoolAdminBackend(new SpoolAdmin({ spool: new FsSpool({ dir: spoolDir, fsync: config.delivery.fsync, clock }), clock }));
-
   const run = async (backend: QueueBackend): Promise<number> => execute(operation, backend, io, clock, options.json);
+  /** the spool files, under the spool's lock: refused while a relay (or another queue) holds it */
+  const runDirect = async (): Promise<number> => {
+    const lock = await acquireSpoolLock(spoolDir, { command: 'queue', create: false });
+    try {
+      return await run(new SpoolAdminBackend(new SpoolAdmin({ spool: new FsSpool({ dir: spoolDir, fsync: config.delivery.fsync, clock }), clock })));
+    } finally {
+      await lock.release();
+    }
+  };
   try {
     if (api === undefined) {
       io.stderr(`note: http.enabled is false, so a running relay cannot be asked: working on the spool files in ${spoolDir}\n`);
-      return await run(direct());
+      return await runDirect();
     }
     try {
       return await run(api);
     } catch (err) {
       if (!isConnectionRefused(err)) throw err;
       io.stderr(`note: no relay answers on ${api.baseUrl}: working on the spool files in ${spoolDir}\n`);
-      return await run(direct());
+      return await runDirect();
     }
   } catch (err) {
     io.stderr(`smtp-sidecar queue: ${describeFailure(err, spoolDir)}\n`);
@@ -281,6 +290,7 @@ function isConnectionRefused(err: unknown): boolean {
 
 function describeFailure(err: unknown, spoolDir: string): string {
   if (err instanceof AdminApiError) return err.message;
+  if (err instanceof SpoolLockedError) return `${err.message}; nothing was changed`;
   const name = (err as { name?: unknown } | undefined)?.name;
   if (name === 'TimeoutError' || name === 'AbortError') return 'the relay\'s admin API did not answer in time (is the relay stuck?); nothing was changed';
   const cause = (err as { cause?: unknown } | undefined)?.cause;

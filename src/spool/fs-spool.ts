@@ -11,7 +11,8 @@
  * Never: resolve `store()` before the bytes and the names are durable (when `fsync`
  * is on); delete a queued file it cannot read (it is quarantined); make a synchronous
  * fs call; accept a qid that is not [A-Za-z0-9]+ (no path traversal).
- * Assumes: one relay process owns `dir`; `recover()` runs before the first `store()`
+ * Assumes: one process owns `dir` (spool-lock.ts: the relay takes the lock before `recover()`,
+ * `queue` before working on the files); `recover()` runs before the first `store()`
  * (it creates the directories); operations on the same qid are not run concurrently
  * by callers (different qids are independent).
  */
