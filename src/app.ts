@@ -13,7 +13,7 @@ import type { INetworkModule } from '@azure/msal-node';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Logger, Spool, UpstreamSet } from './core/ports.js';
 import type { Config } from './config/schema.js';
-import { changedKeys } from './config/diff.js';
+import { changedKeys, changedUpstreams } from './config/diff.js';
 import { TokenCache } from './delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from './delivery/credentials/token-status.js';
 import { Dispatcher } from './delivery/dispatch.js';
@@ -225,6 +225,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       // Build the new set before touching anything: a reload that cannot build it (an
       // unreadable tls.ca, say) throws here and the running config stays as it was.
       const fresh = upstreamChanged ? buildSet(next) : undefined;
+      const previous = current;
       current = next;
       allowed = buildAllowList(next.listen.allowedClients);
       if (fresh !== undefined) {
@@ -234,7 +235,9 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         retired.add(old);
         setTimeout(() => void retire(old), RETIRE_OLD_UPSTREAMS_MS).unref();
       }
-      logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}) }, 'config.changed');
+      // an upstream whose settings changed is tried at once: its down mark was about the old settings
+      const clearedDown = changedUpstreams(previous, next).filter((name) => health.clearDown(name));
+      logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}), ...(clearedDown.length > 0 ? { clearedDown: clearedDown } : {}) }, 'config.changed');
       return changed;
     },
     async stop() {

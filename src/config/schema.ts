@@ -216,7 +216,7 @@ const routeSchema = z.strictObject({
 
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Lowest level logged.'),
-  trace: z.enum(['off', 'summary', 'detail']).default('summary').describe('off | summary (one delivery line per recipient) | detail (adds the upstream SMTP transcript, AUTH masked).'),
+  trace: z.enum(['off', 'summary', 'detail']).default('summary').describe('off | summary (one delivery line per recipient) | detail (adds the upstream SMTP transcript, AUTH masked, whatever log.level is). Switches on reload.'),
   subjects: z.boolean().default(false).describe('Log message subjects (off for privacy).'),
 });
 

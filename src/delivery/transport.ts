@@ -61,7 +61,11 @@ type NodemailerLogger = NonNullable<SMTPPoolOptions['logger']>;
  * (`tnx: 'message'` at debug level; nodemailer only emits those with `debug: true`, which we
  * never set, so this is a second line of defence).
  */
-function transcriptLogger(logger: Logger): NodemailerLogger {
+function transcriptLogger(parent: Logger): NodemailerLogger {
+  // log.trace "detail" asks for the transcript whatever log.level says: its lines go out at debug
+  // level through a child that logs debug even when the relay logs info or less (a child level
+  // only ever lowers the threshold here, never raises it).
+  const logger = parent.levelVal > parent.levels.values['debug']! ? parent.child({}, { level: 'debug' }) : parent;
   const forward =
     (level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal') =>
     (...args: unknown[]): void => {

@@ -3,7 +3,7 @@
  *
  * Does: remember which upstream failed and when; an upstream that failed is "down" for
  * `downSeconds`, after which it is probed again by real traffic (it is no longer skipped);
- * a success marks it up at once.
+ * a success marks it up at once, and so does a reload that changes its settings (clearDown).
  * Never: probes by itself or decides order (routing/route.ts does).
  */
 import type { Clock } from '../core/clock.js';
@@ -54,6 +54,18 @@ export class UpstreamHealth {
     s.lastErrorAtMs = now;
     s.consecutiveFailures += 1;
     if (markDown) s.downUntilMs = now + this.downSeconds() * 1000;
+  }
+
+  /**
+   * Forgets a down mark (its settings were changed by a reload: the fixed upstream is tried at
+   * once). Keeps lastError and lastErrorAt for /status. Returns whether it was down.
+   */
+  clearDown(name: string): boolean {
+    const s = this.state(name);
+    const wasDown = this.isDown(name);
+    s.downUntilMs = 0;
+    s.consecutiveFailures = 0;
+    return wasDown;
   }
 
   markSuccess(name: string): void {
