@@ -11,6 +11,7 @@ import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { INetworkModule } from '@azure/msal-node';
 import { type Clock, systemClock } from './core/clock.js';
+import { RETIRE_OLD_UPSTREAMS_MS } from './core/delays.js';
 import type { Logger, Spool, UpstreamSet } from './core/ports.js';
 import type { Config } from './config/schema.js';
 import { changedKeys, changedUpstreams } from './config/diff.js';
@@ -38,8 +39,6 @@ export { OUTBOX };
 
 /** Keys the running listener or spool cannot change: they take effect at the next start. */
 const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level'];
-/** how long sends already running on a set replaced by a reload may go on before it is closed */
-const RETIRE_OLD_UPSTREAMS_MS = 120_000;
 
 export interface AppOverrides {
   readonly clock?: Clock;

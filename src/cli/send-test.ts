@@ -24,17 +24,19 @@ import nodemailer from 'nodemailer';
 import pino from 'pino';
 import type { Config } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { SEND_TEST_CONNECT_TIMEOUT_MS, SEND_TEST_REPLY_TIMEOUT_MS } from '../core/delays.js';
 import type { Logger, OutgoingMessage, UpstreamSet } from '../core/ports.js';
-import type { Envelope } from '../core/types.js';
+import type { Attempt, Envelope } from '../core/types.js';
 import { classifyError, classifyRejection } from '../delivery/classify.js';
-import { describeError } from '../delivery/dispatch.js';
-import { buildUpstreamSet, OUTBOX } from '../delivery/upstream-set.js';
+import { countedAttachments } from '../core/attachments.js';
+import { attemptDelivery, describeError } from '../delivery/attempt.js';
+import { buildUpstreamSet } from '../delivery/upstream-set.js';
 import { applyHeaderEdits } from '../message/header-edits.js';
 import { createFactsParser } from '../message/parse.js';
-import { headerBlockEnd, overrideSender } from '../message/sender-override.js';
+import { headerBlockEnd } from '../message/sender-override.js';
 import { formatRfc5322Date } from '../policies/date-message-id.js';
 import { runPolicies } from '../policies/index.js';
-import { planRoutes } from '../routing/route.js';
+import { RateLimiter } from '../routing/rate-limit.js';
 import { makeQid } from '../spool/qid.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -159,9 +161,9 @@ async function submitToRelay(
     // the relay listens for plain SMTP from local apps; do what such an app does
     ignoreTLS: true,
     name: hostname.includes('.') ? hostname : 'localhost',
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 120_000, // the relay may hold the DATA reply for delivery.waitSeconds
+    connectionTimeout: SEND_TEST_CONNECT_TIMEOUT_MS,
+    greetingTimeout: SEND_TEST_CONNECT_TIMEOUT_MS,
+    socketTimeout: SEND_TEST_REPLY_TIMEOUT_MS,
     disableFileAccess: true,
     disableUrlAccess: true,
   });
@@ -221,67 +223,46 @@ async function sendInProcess(
     ...(deps.tokenNetworkClient === undefined ? {} : { tokenNetworkClient: deps.tokenNetworkClient }),
   });
   try {
-    const outbox = upstreams.get(OUTBOX);
-    if (config.upstreams.length === 0 && outbox !== undefined) {
-      const report = await outbox.transport.send({ qid, envelope, raw: finalRaw, sizeBytes: finalRaw.length });
-      io.stdout(`no upstream configured: written to the outbox directory ${resolve(config.delivery.outboxDir)} (${report.response})\n`);
-      return EXIT.OK;
-    }
-    const groups =
-      onlyUpstream !== undefined
-        ? [{ recipients: envelope.rcptTo, upstreams: [onlyUpstream] }]
-        : planRoutes(envelope.rcptTo, config.routes, config.upstreams.map((u) => u.name), () => false);
-    let allDelivered = true;
-    for (const group of groups) {
-      const delivered = await sendGroup(group, envelope, finalRaw, qid, upstreams, io);
-      allDelivered &&= delivered;
-    }
-    return allDelivered ? EXIT.OK : EXIT.FAILURE;
+    // --upstream NAME: a set of that one upstream, and no routes (it takes every recipient)
+    const only = onlyUpstream === undefined ? undefined : upstreams.get(onlyUpstream);
+    const view: UpstreamSet = only === undefined ? upstreams : { names: [only.name], get: (name) => (name === only.name ? only : undefined), close: () => upstreams.close() };
+    const counted = countedAttachments(facts.attachments, config.limits.countInlineParts);
+    const report = await attemptDelivery(
+      {
+        upstreams: view,
+        health: { isDown: () => false },
+        rate: new RateLimiter(clock),
+        clock,
+        routes: only === undefined ? config.routes : [],
+        onAttempt: (attempt) => io.stdout(`${describeAttempt(attempt)}\n`),
+      },
+      {
+        qid,
+        envelope,
+        facts: { from: undefined, subject: undefined, messageId: undefined, attachments: counted.count, attachmentsBytes: counted.bytes },
+        sizeBytes: finalRaw.length,
+        raw: finalRaw,
+      },
+    );
+    if (config.upstreams.length === 0) io.stdout(`no upstream configured: written to the outbox directory ${resolve(config.delivery.outboxDir)}\n`);
+    const waiting = [...report.results].filter(([, r]) => r.outcome === 'deferred').map(([rcpt]) => rcpt);
+    if (waiting.length > 0) io.stdout(`no upstream took the message for ${waiting.join(', ')}: the relay would keep it queued and retry\n`);
+    return [...report.results.values()].every((r) => r.outcome === 'sent') ? EXIT.OK : EXIT.FAILURE;
   } finally {
     await upstreams.close();
   }
 }
 
-/** Tries the group's upstreams in order, like the dispatcher: fail over only when the rule table says so. */
-async function sendGroup(
-  group: { readonly recipients: readonly string[]; readonly upstreams: readonly string[] },
-  envelope: Envelope,
-  raw: Buffer,
-  qid: string,
-  upstreams: UpstreamSet,
-  io: CliIo,
-): Promise<boolean> {
-  let remaining = [...group.recipients];
-  for (const name of group.upstreams) {
-    const upstream = upstreams.get(name);
-    if (upstream === undefined) continue;
-    const { transport, settings } = upstream;
-    const body = settings.from === undefined ? raw : await overrideSender(raw, settings.from);
-    const message: OutgoingMessage = {
-      qid,
-      envelope: { ...envelope, mailFrom: settings.from ?? envelope.mailFrom, rcptTo: remaining },
-      raw: body,
-      sizeBytes: body.length,
-    };
-    try {
-      const report = await transport.send(message);
-      io.stdout(`${name}: ${report.response}${report.accepted.length > 0 ? ` (accepted: ${report.accepted.join(', ')})` : ''}\n`);
-      const failover: string[] = [];
-      let refused = false;
-      for (const rejection of report.rejected) {
-        const decision = classifyRejection(rejection);
-        io.stdout(`${name}: refused ${rejection.address}: ${rejection.response} — ${decision.action}, ${decision.dsn}: ${decision.reason}\n`);
-        if (decision.action === 'failover') failover.push(rejection.address);
-        else refused = true;
-      }
-      if (failover.length === 0) return !refused && report.rejected.length === 0;
-      remaining = failover;
-    } catch (err) {
-      const decision = classifyError(err);
-      io.stdout(`${name}: failed: ${describeError(err)} — ${decision.action}, ${decision.dsn}: ${decision.reason}\n`);
-      if (decision.action !== 'failover') return false;
-    }
+/** One line per try or skip, as the relay would log it, with the classification of a failure. */
+function describeAttempt(attempt: Attempt): string {
+  const relay = attempt.relay;
+  if (attempt.kind === 'skip') {
+    return attempt.why === 'limits'
+      ? `${relay}: skipped: the message exceeds this upstream's attachment limits`
+      : `${relay}: skipped: its rate cap (maxMessagesPerMinute) is used up until ${new Date(attempt.retryAtMs ?? 0).toISOString()}`;
   }
-  io.stdout(`no upstream took the message for ${remaining.join(', ')}: the relay would keep it queued and retry\n`);
-  return false;
+  if (attempt.outcome === 'sent') return `${relay}: ${attempt.response} (accepted: ${attempt.recipients.join(', ')})`;
+  const how = `${attempt.outcome}, ${attempt.dsn}: ${attempt.reason ?? ''}`;
+  if (attempt.failure === undefined) return `${relay}: refused ${attempt.recipients.join(', ')}: ${attempt.response} — ${how}`;
+  return `${relay}: failed: ${attempt.response} — ${how}`;
 }

@@ -56,7 +56,61 @@ export interface ClientInfo {
   readonly heloName?: string;
 }
 
-/** Per-recipient delivery state kept in the spool metadata. */
+/**
+ * The one outcome vocabulary (the words of the Postfix delivery log line admins know), used from
+ * classification (delivery/classify.ts) to the record, upstream health, metrics and the logs:
+ * - sent:     the upstream accepted the recipient
+ * - failover: this upstream cannot take it now; the next upstream is tried at once
+ * - deferred: kept in the queue and retried later (on the same upstream order)
+ * - bounced:  refused for good; the message goes to failed/ (or the 5xx back to a waiting client)
+ */
+export type Outcome = 'sent' | 'failover' | 'deferred' | 'bounced';
+
+/** One upstream tried for some recipients, and what came of it. */
+export interface Try {
+  readonly kind: 'try';
+  readonly relay: string;
+  readonly recipients: readonly string[];
+  readonly outcome: Outcome;
+  readonly dsn: string;
+  readonly response: string;
+  readonly durationMs: number;
+  /** for anything but sent: what the classification means, for the admin */
+  readonly reason?: string;
+  /**
+   * Set when the try failed as a whole (the transport threw): the error code (nodemailer's,
+   * e.g. EAUTH, ESOCKET, or a RelayError's) and whether the upstream is to be skipped for a
+   * while. Unset for per-recipient refusals.
+   */
+  readonly failure?: { readonly errorCode: string | undefined; readonly markDown: boolean };
+}
+
+/** An upstream passed over for this message. */
+export interface Skip {
+  readonly kind: 'skip';
+  readonly relay: string;
+  readonly recipients: readonly string[];
+  /** limits: over its own attachment limits; rate: its maxMessagesPerMinute is used up until `retryAtMs` */
+  readonly why: 'limits' | 'rate';
+  readonly retryAtMs?: number;
+}
+
+/** One step of a delivery attempt: an upstream tried, or passed over. */
+export type Attempt = Try | Skip;
+
+/** Where a recipient stands after the attempt. */
+export interface RecipientResult {
+  readonly outcome: 'sent' | 'bounced' | 'deferred';
+  readonly relay: string | undefined;
+  readonly response: string;
+  readonly dsn: string;
+  readonly smtpCode?: number | undefined;
+}
+
+/**
+ * Per-recipient delivery state kept in the spool metadata (queue state, not an outcome: these
+ * words are on disk). pending: no final outcome yet; delivered: sent; failed: bounced or expired.
+ */
 export interface RecipientState {
   readonly address: string;
   readonly status: 'pending' | 'delivered' | 'failed';

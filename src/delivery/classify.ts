@@ -9,16 +9,18 @@
  *   EPROXY, ETLS, EAUTH, EENVELOPE, EMESSAGE, EPROTOCOL) or from delivery/graph/errors.ts (EGRAPH
  *   with the HTTP status as responseCode); the M365 replies are Exchange Online's.
  *
- * Actions:
+ * Actions (the outcome words of core/types.ts):
  *   failover: try the next upstream now (markDown: skip this upstream for a while)
- *   retry:    keep the message queued and try again later (markDown false: the upstream is fine)
- *   final:    the upstream refused this message for good; it goes to failed/ (or the 5xx to the client)
+ *   deferred: keep the message queued and try again later (markDown false: the upstream is fine)
+ *   bounced:  the upstream refused this message for good; it goes to failed/ (or the 5xx to the client)
  */
 import { isRelayError } from '../core/errors.js';
 import type { RecipientRejection } from '../core/ports.js';
+import type { Outcome } from '../core/types.js';
 
 export type Decision = {
-  readonly action: 'failover' | 'final' | 'retry';
+  /** the outcome of this try (core/types.ts Outcome): never 'sent', which is no failure */
+  readonly action: Exclude<Outcome, 'sent'>;
   /** a sentence for the log that tells the admin what happened (and what to do) */
   readonly reason: string;
   /** enhanced status code for the delivery log line and DSN, e.g. 4.4.1 or 5.1.1 */
@@ -174,7 +176,7 @@ export const RULES: readonly Rule[] = [
     when: '432 4.3.2 sender thread limit exceeded (Exchange Online: 3 connections per mailbox)',
     match: (e) => e.responseCode === 432 || /thread limit exceeded/i.test(text(e)),
     decision: {
-      action: 'retry',
+      action: 'deferred',
       reason: 'the upstream has too many concurrent connections for this mailbox (Exchange Online allows 3); retrying later on the same upstream',
       dsn: '4.3.2',
       markDown: false,
@@ -224,12 +226,12 @@ export const RULES: readonly Rule[] = [
     when: 'a 5xx (except 503) to MAIL FROM, RCPT TO or DATA: the message itself was refused',
     match: (e) =>
       is5xx(e) && e.responseCode !== 503 && (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.command !== undefined && MESSAGE_COMMANDS.has(e.command),
-    decision: { action: 'final', reason: 'the upstream refused the message permanently (5xx)', dsn: '5.0.0', markDown: false },
+    decision: { action: 'bounced', reason: 'the upstream refused the message permanently (5xx)', dsn: '5.0.0', markDown: false },
   },
   {
     when: 'anything else (never bounced: retried later)',
     match: () => true,
-    decision: { action: 'retry', reason: 'unclassified delivery error; retrying later', dsn: '4.0.0', markDown: false },
+    decision: { action: 'deferred', reason: 'unclassified delivery error; retrying later', dsn: '4.0.0', markDown: false },
   },
 ];
 
@@ -239,7 +241,7 @@ const ENHANCED = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
 function dsnFor(decision: Decision, e: DeliveryErrorShape): string {
   const found = ENHANCED.exec(e.response ?? '');
   if (found === null) return decision.dsn;
-  const wantedClass = decision.action === 'final' ? '5' : '4';
+  const wantedClass = decision.action === 'bounced' ? '5' : '4';
   return found[1] === wantedClass ? found[0] : decision.dsn;
 }
 
@@ -280,7 +282,7 @@ export function classifyError(err: unknown): Decision {
 
 /**
  * One recipient refused while others were accepted (`SendReport.rejected`): classified as if
- * RCPT TO had failed for it alone (5xx → final for that recipient, 4xx → failover, no code → retry).
+ * RCPT TO had failed for it alone (5xx → bounced for that recipient, 4xx → failover, no code → deferred).
  */
 export function classifyRejection(r: RecipientRejection): Decision {
   return classifyError({

@@ -1,7 +1,8 @@
 /**
- * The delivery conductor: claims due spool entries, routes their recipients, tries each
- * route's upstreams in order, classifies every failure (delivery/classify.ts) and hands the
- * results to outcome/record.ts. Retries happen here, without involving the client.
+ * The delivery conductor: claims due spool entries, runs one attempt for each (attempt.ts:
+ * routes, failover, classification) and hands every try and the results to outcome/record.ts.
+ * Retries happen here, without involving the client. It keeps only scheduling, the waiting
+ * client and the recording.
  *
  * Does: react at once to new entries (an in-process signal, no polling), keep at most
  * `delivery.concurrency` messages in flight, hold each message exclusively while it is tried,
@@ -11,17 +12,15 @@
  * Assumes: one dispatcher per spool directory (the process owns its spool).
  */
 import type { Clock } from '../core/clock.js';
-import type { DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, Upstream, UpstreamSet } from '../core/ports.js';
-import type { SpoolEntry, SpoolMeta } from '../core/types.js';
+import { DISPATCH_STOP_GRACE_MS, SPOOL_MARK_RETRY_MS, SPOOL_READ_RETRY_MS } from '../core/delays.js';
+import type { DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, UpstreamSet } from '../core/ports.js';
+import type { RecipientResult, SpoolEntry, SpoolMeta } from '../core/types.js';
 import type { Config } from '../config/schema.js';
-import { overrideSender } from '../message/sender-override.js';
-import type { AttemptConclusion, OutcomeRecorder, RecipientResult } from '../outcome/record.js';
-import { fitsLimits } from '../routing/limits.js';
+import type { AttemptConclusion, OutcomeRecorder } from '../outcome/record.js';
 import type { RateLimiter } from '../routing/rate-limit.js';
-import { planRoutes, type RouteGroup } from '../routing/route.js';
 import type { UpstreamHealth } from '../routing/upstream-health.js';
 import { DueQueue } from '../spool/scheduler.js';
-import { classifyError, classifyRejection, toErrorShape } from './classify.js';
+import { attemptDelivery, type AttemptReport } from './attempt.js';
 
 export interface DispatchDeps {
   readonly config: () => Config;
@@ -69,7 +68,7 @@ export class Dispatcher implements DeliveryPort {
     this.running = false;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    const grace = this.deps.stopGraceMs ?? 15_000;
+    const grace = this.deps.stopGraceMs ?? DISPATCH_STOP_GRACE_MS;
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.inflight.values()]),
@@ -160,7 +159,7 @@ export class Dispatcher implements DeliveryPort {
       entry = await this.deps.spool.read(qid);
     } catch (err) {
       this.deps.logger.error({ qid, err }, 'dispatch.read-failed');
-      this.due.schedule(qid, this.deps.clock.now() + 60_000);
+      this.due.schedule(qid, this.deps.clock.now() + SPOOL_READ_RETRY_MS);
       return;
     }
     if (entry === undefined) return; // removed meanwhile (delivered, deleted by an admin)
@@ -169,182 +168,63 @@ export class Dispatcher implements DeliveryPort {
   }
 
   /** One delivery attempt for every pending recipient of a message. Never throws for delivery failures. */
-  private async attempt(meta: SpoolMeta, raw: RawSource, waiter: Waiter): Promise<AttemptConclusion> {
+  private async attempt(meta: SpoolMeta, raw: RawSource, waiter: Waiter): Promise<ConclusionWithResults> {
     const config = this.deps.config();
     const pending = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
-    const upstreams = this.deps.upstreams();
-    const groups = planRoutes(pending, config.routes, upstreams.names, (u) => this.deps.health.isDown(u));
-    const results = new Map<string, RecipientResult>();
-    let notBeforeMs: number | undefined;
-    let countsAsAttempt = false;
+    let report: AttemptReport;
     try {
-      for (const group of groups) {
-        const outcome = await this.tryGroup(meta, raw, group, upstreams, results);
-        if (outcome.rateLimitedUntilMs !== undefined) notBeforeMs = Math.max(notBeforeMs ?? 0, outcome.rateLimitedUntilMs);
-        if (outcome.tried) countsAsAttempt = true;
-      }
-      // Nothing was sent and nothing waits for a rate slot: every upstream of some route was
-      // skipped (over its own limits, or no transport). That is a failed attempt too, so the
-      // backoff applies; otherwise the entry would be due again at once and spin in a loop.
-      if (!countsAsAttempt && notBeforeMs === undefined && groups.length > 0) countsAsAttempt = true;
+      report = await attemptDelivery(
+        {
+          upstreams: this.deps.upstreams(),
+          health: this.deps.health,
+          rate: this.deps.rate,
+          clock: this.deps.clock,
+          routes: config.routes,
+          onAttempt: (a) => this.deps.recorder.attempted(meta, a),
+        },
+        { qid: meta.qid, envelope: { ...meta.envelope, rcptTo: pending }, facts: meta.facts, sizeBytes: meta.sizeBytes, raw },
+      );
     } catch (err) {
       // a bug or an unexpected fault: keep the message, retry later
       this.deps.logger.error({ qid: meta.qid, err }, 'dispatch.unexpected');
-      countsAsAttempt = true;
-      for (const rcpt of pending) if (!results.has(rcpt)) results.set(rcpt, deferred(undefined, `internal error: ${(err as Error).message}`));
+      const response = `internal error: ${(err as Error).message}`;
+      report = { attempts: [], results: new Map(pending.map((r) => [r, { outcome: 'deferred', relay: undefined, response, dsn: '4.4.1' }])), countsAsAttempt: true };
     }
+    const results = report.results;
     try {
       waiter.settling = true; // the same synchronous step as reading clientWaiting below
       const conclusion = await this.deps.recorder.finish(meta, results, {
         clientWaiting: waiter.clientWaiting,
         neverQueue: waiter.neverQueue,
-        countsAsAttempt,
-        ...(notBeforeMs !== undefined ? { notBeforeMs } : {}),
+        countsAsAttempt: report.countsAsAttempt,
+        ...(report.notBeforeMs !== undefined ? { notBeforeMs: report.notBeforeMs } : {}),
       });
       if (conclusion.kind === 'deferred' && !conclusion.abandoned) this.due.schedule(meta.qid, conclusion.nextAttemptAtMs);
-      return withResults(conclusion, results);
+      return { ...conclusion, results };
     } catch (err) {
       // the spool could not be marked (disk full?): the entry is still queued; try again later
       this.deps.logger.error({ qid: meta.qid, err }, 'spool.mark-failed');
-      this.due.schedule(meta.qid, this.deps.clock.now() + 30_000);
-      return { kind: 'deferred', nextAttemptAtMs: this.deps.clock.now() + 30_000, abandoned: false };
+      const nextAttemptAtMs = this.deps.clock.now() + SPOOL_MARK_RETRY_MS;
+      this.due.schedule(meta.qid, nextAttemptAtMs);
+      return { kind: 'deferred', nextAttemptAtMs, abandoned: false, results };
     }
   }
-
-  /** Tries one route group's upstreams in order until every recipient has a result. */
-  private async tryGroup(
-    meta: SpoolMeta,
-    raw: RawSource,
-    group: RouteGroup,
-    upstreams: UpstreamSet,
-    results: Map<string, RecipientResult>,
-  ): Promise<{ tried: boolean; rateLimitedUntilMs?: number }> {
-    let remaining = [...group.recipients];
-    let last: RecipientResult = deferred(undefined, 'no upstream could take the message');
-    let tried = false;
-    for (const name of group.upstreams) {
-      if (remaining.length === 0) break;
-      const upstream = upstreams.get(name);
-      if (upstream === undefined) continue;
-      if (upstream.settings.limits !== undefined && !fitsLimits(meta.facts, upstream.settings.limits)) {
-        last = deferred(name, `skipped ${name}: message exceeds its attachment limits`);
-        this.deps.logger.info({ qid: meta.qid, relay: name }, 'upstream.skipped-limits');
-        continue;
-      }
-      const slot = this.deps.rate.tryTake(name, upstream.settings.maxMessagesPerMinute);
-      if (!slot.ok) {
-        for (const rcpt of remaining) results.set(rcpt, deferred(name, `rate limit of ${name} reached (maxMessagesPerMinute)`));
-        return { tried, rateLimitedUntilMs: slot.retryAtMs };
-      }
-      tried = true;
-      const sent = await this.sendOnce(meta, raw, remaining, upstream);
-      for (const [rcpt, res] of sent.results) results.set(rcpt, res);
-      remaining = sent.remaining;
-      last = sent.last ?? last;
-      if (sent.stop) break;
-    }
-    for (const rcpt of remaining) if (!results.has(rcpt) || results.get(rcpt)!.status === 'deferred') results.set(rcpt, last);
-    return { tried };
-  }
-
-  private async sendOnce(
-    meta: SpoolMeta,
-    raw: RawSource,
-    recipients: readonly string[],
-    upstream: Upstream,
-  ): Promise<{ results: Map<string, RecipientResult>; remaining: string[]; last?: RecipientResult; stop: boolean }> {
-    const results = new Map<string, RecipientResult>();
-    const startedMs = this.deps.clock.now();
-    const { name, transport } = upstream;
-    const from = upstream.settings.from;
-    const mailFrom = from ?? meta.envelope.mailFrom;
-    const body = from !== undefined ? await overrideSender(raw, from) : raw;
-    const report = (
-      recipientsTried: readonly string[],
-      status: 'sent' | 'failover' | 'deferred' | 'bounced',
-      dsn: string,
-      response: string,
-      health: { ok: boolean; reason?: string; markDown?: boolean },
-      failure?: { errorCode: string | undefined; reason: string },
-    ) =>
-      this.deps.recorder.tried(
-        { meta, recipients: recipientsTried, relay: name, status, dsn, response, durationMs: this.deps.clock.now() - startedMs, ...(failure ?? {}) },
-        health,
-      );
-    try {
-      const info = await transport.send({
-        qid: meta.qid,
-        envelope: { ...meta.envelope, mailFrom, rcptTo: recipients },
-        raw: body,
-        sizeBytes: meta.sizeBytes,
-      });
-      const accepted = new Set(info.accepted.map((a) => a.toLowerCase()));
-      const acceptedList = recipients.filter((r) => accepted.has(r.toLowerCase()));
-      if (acceptedList.length > 0) report(acceptedList, 'sent', '2.0.0', info.response, { ok: true });
-      for (const r of acceptedList) results.set(r, { status: 'delivered', relay: name, response: info.response, dsn: '2.0.0' });
-      const remaining: string[] = [];
-      let last: RecipientResult | undefined;
-      for (const rejection of info.rejected) {
-        const rcpt = recipients.find((r) => r.toLowerCase() === rejection.address.toLowerCase()) ?? rejection.address;
-        const decision = classifyRejection(rejection);
-        if (decision.action === 'final') {
-          report([rcpt], 'bounced', decision.dsn, rejection.response, { ok: true });
-          results.set(rcpt, { status: 'failed', relay: name, response: rejection.response, dsn: decision.dsn, smtpCode: rejection.responseCode });
-        } else {
-          report([rcpt], decision.action === 'failover' ? 'failover' : 'deferred', decision.dsn, rejection.response, { ok: true });
-          last = deferred(name, rejection.response, decision.dsn);
-          remaining.push(rcpt);
-        }
-      }
-      return { results, remaining, ...(last !== undefined ? { last } : {}), stop: false };
-    } catch (err) {
-      const decision = classifyError(err);
-      const response = describeError(err);
-      const failure = { errorCode: toErrorShape(err).code, reason: decision.reason };
-      const health = { ok: false, reason: decision.reason, markDown: decision.markDown };
-      if (decision.action === 'final') {
-        report(recipients, 'bounced', decision.dsn, response, { ok: true }, failure);
-        const code = (err as { responseCode?: number }).responseCode;
-        for (const r of recipients) results.set(r, { status: 'failed', relay: name, response, dsn: decision.dsn, smtpCode: code });
-        return { results, remaining: [], stop: true };
-      }
-      report(recipients, decision.action === 'failover' ? 'failover' : 'deferred', decision.dsn, response, decision.action === 'failover' ? health : { ok: true }, failure);
-      const last = deferred(name, `${name}: ${response}`, decision.dsn);
-      return { results, remaining: [...recipients], last, stop: decision.action === 'retry' };
-    }
-  }
-}
-
-function deferred(relay: string | undefined, response: string, dsn = '4.4.1'): RecipientResult {
-  return { status: 'deferred', relay, response, dsn };
-}
-
-/** A one-line description of a delivery error, for logs and spool metadata (no secrets: nodemailer masks AUTH). */
-export function describeError(err: unknown): string {
-  const e = err as { code?: string; response?: string; responseCode?: number; command?: string; message?: string };
-  if (typeof e.response === 'string' && e.response !== '') return e.command ? `${e.response} (in reply to ${e.command})` : e.response;
-  return [e.code, e.message].filter(Boolean).join(': ') || String(err);
 }
 
 type ConclusionWithResults = AttemptConclusion & { readonly results: ReadonlyMap<string, RecipientResult> };
 
-function withResults(c: AttemptConclusion, results: ReadonlyMap<string, RecipientResult>): ConclusionWithResults {
-  return { ...c, results };
-}
-
-function toFirstOutcome(c: AttemptConclusion | ConclusionWithResults): FirstAttemptOutcome {
-  const results = 'results' in c ? c.results : new Map<string, RecipientResult>();
-  const values = [...results.values()];
+function toFirstOutcome(c: ConclusionWithResults): FirstAttemptOutcome {
+  const values = [...c.results.values()];
   if (c.kind === 'done' && c.removedForClient) {
-    const first = values.find((v) => v.status === 'failed');
+    const first = values.find((v) => v.outcome === 'bounced');
     return { kind: 'rejected', smtpCode: first?.smtpCode ?? 550, response: first?.response ?? '550 5.0.0 Rejected by the upstream server' };
   }
   if (c.kind === 'done' && c.failed.length === 0) {
-    const first = values.find((v) => v.status === 'delivered');
+    const first = values.find((v) => v.outcome === 'sent');
     return { kind: 'delivered', relay: first?.relay ?? '', response: first?.response ?? '250 OK' };
   }
   if (c.kind === 'deferred' && c.abandoned) {
-    return { kind: 'abandoned', response: values.find((v) => v.status === 'deferred')?.response ?? 'not delivered' };
+    return { kind: 'abandoned', response: values.find((v) => v.outcome === 'deferred')?.response ?? 'not delivered' };
   }
   return { kind: 'queued' };
 }

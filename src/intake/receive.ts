@@ -14,6 +14,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import { countedAttachments } from '../core/attachments.js';
 import { isRelayError, RelayError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { DeliveryPort, Logger, Spool } from '../core/ports.js';
@@ -163,8 +164,8 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
           subject: parsed.subject,
           messageId: parsed.messageId,
           // counted as the global limits count them, so per-upstream limits compare like with like
-          attachments: parsed.attachments.count - (config.limits.countInlineParts ? 0 : parsed.attachments.inlineCount),
-          attachmentsBytes: parsed.attachments.totalBytes - (config.limits.countInlineParts ? 0 : parsed.attachments.inlineBytes),
+          attachments: countedAttachments(parsed.attachments, config.limits.countInlineParts).count,
+          attachmentsBytes: countedAttachments(parsed.attachments, config.limits.countInlineParts).bytes,
         },
         recipients: outcome.envelope.rcptTo.map((address) => ({ address, status: 'pending' as const })),
         attempts: 0,

@@ -11,6 +11,7 @@
  * Assumes: the sources are cheap enough to call on every scrape (the queue one may be async).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Outcome } from '../core/types.js';
 
 export const METRIC_PREFIX = 'smtp_sidecar_';
 
@@ -58,10 +59,12 @@ export interface RelayMetrics {
   received(sizeBytes: number): void;
   /** a message was refused; `reason` is a short code such as E_ATTACHMENT_COUNT (intake's onRejected) */
   rejected(reason: string): void;
-  /** recipients accepted by `relay`; latency is from receipt to this delivery (outcome's metrics hook) */
-  delivered(relay: string, recipients: number, latencySeconds: number): void;
-  deferred(relay: string, recipients: number): void;
-  failed(relay: string, recipients: number): void;
+  /**
+   * One upstream try for `recipients` recipients (outcome's metrics hook): sent counts as
+   * delivered and observes the latency from receipt; failover and deferred count as deferred;
+   * bounced counts as failed.
+   */
+  outcome(outcome: Outcome, relay: string, recipients: number, latencySeconds: number): void;
   /** an OAuth2 token was obtained for `upstream`, valid until `expiresOnMs` (epoch ms) */
   tokenFetched(upstream: string, expiresOnMs: number): void;
 }
@@ -183,15 +186,10 @@ export function createMetrics(sources: MetricsSources = {}): RelayMetrics {
     rejected(reason) {
       rejectedMessages.inc({ reason });
     },
-    delivered(relay, recipients, latencySeconds) {
-      deliveredRecipients.inc({ upstream: relay }, count(recipients));
-      deliveryLatency.observe({ upstream: relay }, Math.max(0, latencySeconds));
-    },
-    deferred(relay, recipients) {
-      deferredRecipients.inc({ upstream: relay }, count(recipients));
-    },
-    failed(relay, recipients) {
-      failedRecipients.inc({ upstream: relay }, count(recipients));
+    outcome(outcome, relay, recipients, latencySeconds) {
+      const counter = { sent: deliveredRecipients, failover: deferredRecipients, deferred: deferredRecipients, bounced: failedRecipients }[outcome];
+      counter.inc({ upstream: relay }, count(recipients));
+      if (outcome === 'sent') deliveryLatency.observe({ upstream: relay }, Math.max(0, latencySeconds));
     },
     tokenFetched(upstream, expiresOnMs) {
       tokenFetches.inc({ upstream });

@@ -2,7 +2,8 @@
  * Outcome recording: what one delivery attempt means for the message, the upstream and the log.
  *
  * Does: write one `delivery` log line per recipient per upstream try (the Postfix line admins
- * know: qid, from, to, relay, attempt, delayMs, dsn, status, response); feed upstream health;
+ * know: qid, from, to, relay, attempt, delayMs, dsn, status, response); feed upstream health
+ * (only a sent recipient marks an upstream healthy) and metrics, all in the Outcome words;
  * after an attempt, mark the spool: remove when done, move to failed/ with the reason when
  * undeliverable or expired, otherwise record attempts/nextAttemptAt/lastError for the retry.
  * Never: drops a message silently; logs message content.
@@ -10,30 +11,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { FailureReason, Logger, Spool } from '../core/ports.js';
-import type { RecipientState, SpoolMeta } from '../core/types.js';
-
-export type DeliveryStatus = 'sent' | 'failover' | 'deferred' | 'bounced';
-
-export interface RecipientResult {
-  readonly status: 'delivered' | 'failed' | 'deferred';
-  readonly relay: string | undefined;
-  readonly response: string;
-  readonly dsn: string;
-  readonly smtpCode?: number | undefined;
-}
-
-export interface TryReport {
-  readonly meta: SpoolMeta;
-  readonly recipients: readonly string[];
-  readonly relay: string;
-  readonly status: DeliveryStatus;
-  readonly dsn: string;
-  readonly response: string;
-  readonly durationMs: number;
-  /** for a failed try: the error code (nodemailer's, e.g. EAUTH, ESOCKET) and what it means for the admin */
-  readonly errorCode?: string | undefined;
-  readonly reason?: string | undefined;
-}
+import type { Attempt, Outcome, RecipientResult, RecipientState, SpoolMeta } from '../core/types.js';
 
 export type AttemptConclusion =
   | {
@@ -55,41 +33,44 @@ export interface RecordDeps {
   readonly backoffMs: (attempts: number) => number;
   readonly maxLifetimeHours: () => number;
   readonly trace: () => 'off' | 'summary' | 'detail';
-  readonly metrics?: {
-    delivered(relay: string, recipients: number, latencySeconds: number): void;
-    deferred(relay: string, recipients: number): void;
-    failed(relay: string, recipients: number): void;
-  };
+  readonly metrics?: { outcome(outcome: Outcome, relay: string, recipients: number, latencySeconds: number): void };
 }
 
 export class OutcomeRecorder {
   constructor(private readonly deps: RecordDeps) {}
 
-  /** One upstream try for some recipients: log lines and upstream health. */
-  tried(report: TryReport, health: { readonly ok: boolean; readonly reason?: string; readonly markDown?: boolean }): void {
-    if (health.ok) this.deps.health.markSuccess(report.relay);
-    else this.deps.health.markFailure(report.relay, health.reason ?? report.response, health.markDown ?? false);
-    const delayMs = this.deps.clock.now() - Date.parse(report.meta.receivedAt);
-    if (report.status === 'sent') this.deps.metrics?.delivered(report.relay, report.recipients.length, delayMs / 1000);
-    else if (report.status === 'bounced') this.deps.metrics?.failed(report.relay, report.recipients.length);
-    else this.deps.metrics?.deferred(report.relay, report.recipients.length);
+  /**
+   * One step of an attempt, as it happens: a try gives one delivery log line per recipient,
+   * upstream health and metrics; a skip over the upstream's attachment limits is logged.
+   * Health: only a sent recipient marks the upstream healthy; a try that failed as a whole
+   * (failover or deferred) records the failure (and takes the upstream out for a while when
+   * the rule says so); a per-recipient refusal or a bounce says nothing about the upstream.
+   */
+  attempted(meta: SpoolMeta, attempt: Attempt): void {
+    const log = this.deps.logger.child({ qid: meta.qid });
+    if (attempt.kind === 'skip') {
+      if (attempt.why === 'limits') log.info({ relay: attempt.relay }, 'upstream.skipped-limits');
+      return;
+    }
+    if (attempt.outcome === 'sent') this.deps.health.markSuccess(attempt.relay);
+    else if (attempt.failure !== undefined) this.deps.health.markFailure(attempt.relay, attempt.reason ?? attempt.response, attempt.failure.markDown);
+    const delayMs = this.deps.clock.now() - Date.parse(meta.receivedAt);
+    this.deps.metrics?.outcome(attempt.outcome, attempt.relay, attempt.recipients.length, delayMs / 1000);
     if (this.deps.trace() === 'off') return;
-    const log = this.deps.logger.child({ qid: report.meta.qid });
-    const level = report.status === 'sent' ? 'info' : 'warn';
-    for (const to of report.recipients) {
+    const level = attempt.outcome === 'sent' ? 'info' : 'warn';
+    for (const to of attempt.recipients) {
       log[level](
         {
-          from: report.meta.envelope.mailFrom,
+          from: meta.envelope.mailFrom,
           to,
-          relay: report.relay,
-          attempt: report.meta.attempts + 1,
+          relay: attempt.relay,
+          attempt: meta.attempts + 1,
           delayMs,
-          durationMs: report.durationMs,
-          ...(report.errorCode !== undefined ? { errorCode: report.errorCode } : {}),
-          ...(report.reason !== undefined ? { reason: report.reason } : {}),
-          dsn: report.dsn,
-          status: report.status,
-          response: report.response,
+          durationMs: attempt.durationMs,
+          ...(attempt.failure !== undefined ? { errorCode: attempt.failure.errorCode, reason: attempt.reason } : {}),
+          dsn: attempt.dsn,
+          status: attempt.outcome,
+          response: attempt.response,
         },
         'delivery',
       );
@@ -111,13 +92,13 @@ export class OutcomeRecorder {
     const log = this.deps.logger.child({ qid: meta.qid });
     const recipients: RecipientState[] = meta.recipients.map((r) => {
       const res = r.status === 'pending' ? results.get(r.address) : undefined;
-      if (res === undefined || res.status === 'deferred') return r;
-      return { address: r.address, status: res.status, ...(res.relay !== undefined ? { relay: res.relay } : {}), response: res.response };
+      if (res === undefined || res.outcome === 'deferred') return r;
+      return { address: r.address, status: res.outcome === 'sent' ? 'delivered' : 'failed', ...(res.relay !== undefined ? { relay: res.relay } : {}), response: res.response };
     });
     const delivered = recipients.filter((r) => r.status === 'delivered').map((r) => r.address);
     const failed = recipients.filter((r) => r.status === 'failed');
     const pending = recipients.filter((r) => r.status === 'pending');
-    const lastError = [...results.values()].find((r) => r.status !== 'delivered')?.response ?? meta.lastError;
+    const lastError = [...results.values()].find((r) => r.outcome !== 'sent')?.response ?? meta.lastError;
 
     if (pending.length === 0) {
       if (failed.length === 0) {

@@ -8,27 +8,23 @@
  * Assumes: facts.attachments counts decoded bytes (1 MB = 1,048,576 bytes).
  */
 import type { Limits } from '../config/schema.js';
+import { BYTES_PER_MB, countedAttachments, exceededLimit } from '../core/attachments.js';
 import type { MessageFacts } from '../core/types.js';
 import { pass, reject, type Verdict } from '../core/verdict.js';
 import type { Policy } from './types.js';
 
-const BYTES_PER_MB = 1_048_576;
-
 /** Shared with per-upstream limits (a partial Limits: unset keys are no limit). */
 export function checkAttachmentLimits(facts: MessageFacts, limits: Partial<Limits>): Verdict {
-  const countInline = limits.countInlineParts ?? true;
-  const { count, totalBytes, inlineCount, inlineBytes } = facts.attachments;
-  const counted = countInline ? count : count - inlineCount;
-  const countedBytes = countInline ? totalBytes : totalBytes - inlineBytes;
-
-  if (limits.maxAttachments !== undefined && counted > limits.maxAttachments) {
-    const noun = counted === 1 ? 'attachment' : 'attachments';
-    return reject('E_ATTACHMENT_COUNT', `Message has ${counted} ${noun}; the limit is ${limits.maxAttachments}`);
+  const counted = countedAttachments(facts.attachments, limits.countInlineParts ?? true);
+  const exceeded = exceededLimit(counted, limits);
+  if (exceeded === 'count') {
+    const noun = counted.count === 1 ? 'attachment' : 'attachments';
+    return reject('E_ATTACHMENT_COUNT', `Message has ${counted.count} ${noun}; the limit is ${limits.maxAttachments}`);
   }
-  if (limits.maxAttachmentsTotalMB !== undefined && countedBytes > limits.maxAttachmentsTotalMB * BYTES_PER_MB) {
+  if (exceeded === 'size' && limits.maxAttachmentsTotalMB !== undefined) {
     return reject(
       'E_ATTACHMENT_SIZE',
-      `Attachments total ${formatMB(countedBytes, limits.maxAttachmentsTotalMB)} MB; the limit is ${limits.maxAttachmentsTotalMB} MB`,
+      `Attachments total ${formatMB(counted.bytes, limits.maxAttachmentsTotalMB)} MB; the limit is ${limits.maxAttachmentsTotalMB} MB`,
     );
   }
   return pass();

@@ -3,13 +3,10 @@
  * Does: compare the spooled facts with an upstream's own `limits`. Never: rejects a message
  * (an upstream that cannot take it is skipped; the global limits were applied at intake).
  */
-import type { Limits } from '../config/schema.js';
+import { type AttachmentLimits, exceededLimit } from '../core/attachments.js';
 import type { SpoolMeta } from '../core/types.js';
 
-const MB = 1024 * 1024;
-
-export function fitsLimits(facts: SpoolMeta['facts'], limits: Partial<Limits>): boolean {
-  if (limits.maxAttachments !== undefined && facts.attachments > limits.maxAttachments) return false;
-  if (limits.maxAttachmentsTotalMB !== undefined && facts.attachmentsBytes > limits.maxAttachmentsTotalMB * MB) return false;
-  return true;
+/** `facts` were counted at intake the way the global limits count (core/attachments.ts). */
+export function fitsLimits(facts: SpoolMeta['facts'], limits: AttachmentLimits): boolean {
+  return exceededLimit({ count: facts.attachments, bytes: facts.attachmentsBytes }, limits) === undefined;
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = join(process.cwd(), 'src');
 const STAGES = ['intake', 'message', 'policies', 'spool', 'routing', 'delivery', 'outcome'];
-const CONDUCTORS = new Set(['intake/receive.ts', 'delivery/dispatch.ts']);
+const CONDUCTORS = new Set(['intake/receive.ts', 'delivery/dispatch.ts', 'delivery/attempt.ts']);
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -99,7 +99,7 @@ describe(sendTestCommand.name, () => {
       const io = captureIo();
       const code = await sendTestCommand({ config: path, to: 'ghost@dest.test', from: 'app@corp.test' }, io);
       expect(code).toBe(1);
-      expect(io.out()).toMatch(/^primary: failed: 550 5\.1\.1 no such user.* — final, 5\.1\.1: /m);
+      expect(io.out()).toMatch(/^primary: failed: 550 5\.1\.1 no such user.* — bounced, 5\.1\.1: /m);
     });
   });
 

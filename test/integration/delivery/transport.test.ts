@@ -260,7 +260,7 @@ describe(createSmtpTransport.name, () => {
       const { transport: t } = transport(server.port);
       const err = await sendError(t);
       expect(err).toMatchObject({ code: 'EENVELOPE', responseCode: 550, command: 'RCPT TO' });
-      expect(classifyError(err)).toEqual({ action: 'final', reason: expect.any(String), dsn: '5.1.1', markDown: false });
+      expect(classifyError(err)).toEqual({ action: 'bounced', reason: expect.any(String), dsn: '5.1.1', markDown: false });
     });
 
     it('4xx to RCPT is classified failover without marking the upstream down', async () => {
@@ -284,14 +284,14 @@ describe(createSmtpTransport.name, () => {
       const { transport: t } = transport(server.port);
       const err = await sendError(t);
       expect(err).toMatchObject({ code: 'EMESSAGE', responseCode: 554, command: 'DATA' });
-      expect(classifyError(err)).toMatchObject({ action: 'final', dsn: '5.6.0' });
+      expect(classifyError(err)).toMatchObject({ action: 'bounced', dsn: '5.6.0' });
     });
 
     it('Exchange 432 4.3.2 thread limit after DATA is classified retry on the same upstream', async () => {
       const server = await upstream({ tls: 'none', failData: { code: 432, message: '4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded' } });
       const { transport: t } = transport(server.port);
       const err = await sendError(t);
-      expect(classifyError(err)).toMatchObject({ action: 'retry', markDown: false, dsn: '4.3.2' });
+      expect(classifyError(err)).toMatchObject({ action: 'deferred', markDown: false, dsn: '4.3.2' });
     });
 
     it('Exchange 554 5.2.0 SubmissionQuotaExceededException is classified failover with markDown', async () => {

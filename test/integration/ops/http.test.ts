@@ -175,9 +175,9 @@ describe(createHttpServer.name, () => {
     const metrics = createMetrics({ queue: () => ({ depth: 5, oldestAgeSeconds: 120 }), upstreams: () => [{ name: 'primary', up: false }] });
     metrics.received(2048);
     metrics.rejected('E_MESSAGE_TOO_BIG');
-    metrics.delivered('primary', 2, 0.3);
-    metrics.deferred('primary', 1);
-    metrics.failed('primary', 1);
+    metrics.outcome('sent', 'primary', 2, 0.3);
+    metrics.outcome('deferred', 'primary', 1, 0);
+    metrics.outcome('bounced', 'primary', 1, 0);
     metrics.tokenFetched('primary', 1_800_000_000_000);
     const { base } = await start({ metrics });
     const res = await fetch(`${base}/metrics`);

@@ -70,14 +70,14 @@ describe(classifyError.name, () => {
     expect(decision.reason).toMatch(/oauth2/);
   });
 
-  it('550 5.7.30 after MAIL FROM is still the basic-auth row, not a final 5xx', () => {
+  it('550 5.7.30 after MAIL FROM is still the basic-auth row, not a bounce', () => {
     const err = nm('EENVELOPE', { command: 'MAIL FROM', responseCode: 550, response: '550 5.7.30 Basic authentication is not supported for Client Submission.' });
     expect(classifyError(err)).toMatchObject({ action: 'failover', markDown: true });
   });
 
-  it('432 4.3.2 sender thread limit exceeded → retry on the same upstream, not markDown', () => {
+  it('432 4.3.2 sender thread limit exceeded → deferred, on the same upstream, not markDown', () => {
     const err = nm('EMESSAGE', { command: 'DATA', responseCode: 432, response: '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded' });
-    expect(classifyError(err)).toEqual({ action: 'retry', reason: expect.stringMatching(/3/), dsn: '4.3.2', markDown: false });
+    expect(classifyError(err)).toEqual({ action: 'deferred', reason: expect.stringMatching(/3/), dsn: '4.3.2', markDown: false });
   });
 
   it('554 5.2.0 SubmissionQuotaExceededException → failover, markDown', () => {
@@ -102,20 +102,20 @@ describe(classifyError.name, () => {
     ['RCPT TO 550', nm('EENVELOPE', { command: 'RCPT TO', responseCode: 550, response: '550 5.1.1 User unknown' }), '5.1.1'],
     ['DATA 554', nm('EMESSAGE', { command: 'DATA', responseCode: 554, response: '554 5.6.0 Content rejected' }), '5.6.0'],
     ['smtp-sink 500 DATA', nm('EENVELOPE', { command: 'DATA', responseCode: 500, response: '500 Error: command failed' }), '5.0.0'],
-  ])('5xx to a message command (%s) → final', (_name, err, dsn) => {
-    expect(classifyError(err)).toEqual({ action: 'final', reason: expect.any(String), dsn, markDown: false });
+  ])('5xx to a message command (%s) → bounced', (_name, err, dsn) => {
+    expect(classifyError(err)).toEqual({ action: 'bounced', reason: expect.any(String), dsn, markDown: false });
   });
 
   it.each([
     ['530 must issue STARTTLS', 530],
     ['503 bad sequence', 503],
-  ])('%s to MAIL FROM → failover, markDown (the upstream wants TLS or AUTH), never final', (_name, responseCode) => {
+  ])('%s to MAIL FROM → failover, markDown (the upstream wants TLS or AUTH), never bounced', (_name, responseCode) => {
     const err = nm('EENVELOPE', { command: 'MAIL FROM', responseCode, response: `${responseCode} 5.7.0 Must issue a STARTTLS command first` });
     expect(classifyError(err)).toMatchObject({ action: 'failover', markDown: true });
   });
 
-  it('503 to RCPT TO is not final (503 is a sequence error, not a verdict on the message)', () => {
-    expect(classifyError(nm('EENVELOPE', { command: 'RCPT TO', responseCode: 503, response: '503 5.5.1 Error: need MAIL command' })).action).not.toBe('final');
+  it('503 to RCPT TO is not bounced (503 is a sequence error, not a verdict on the message)', () => {
+    expect(classifyError(nm('EENVELOPE', { command: 'RCPT TO', responseCode: 503, response: '503 5.5.1 Error: need MAIL command' })).action).not.toBe('bounced');
   });
 
   it('RelayError E_TOKEN (token endpoint failed) → failover, markDown', () => {
@@ -130,8 +130,8 @@ describe(classifyError.name, () => {
     ['EENVELOPE without a reply (local)', nm('EENVELOPE', { command: 'API', message: 'No recipients defined' })],
     ['EFILEACCESS', nm('EFILEACCESS', { message: 'File access rejected' })],
     ['a 5xx to an unknown command', nm('EPROTOCOL', { command: 'RSET', responseCode: 554, response: '554 nope' })],
-  ])('anything unclassified (%s) → retry, never final', (_name, err) => {
-    expect(classifyError(err)).toMatchObject({ action: 'retry', markDown: false, dsn: '4.0.0' });
+  ])('anything unclassified (%s) → deferred, never bounced', (_name, err) => {
+    expect(classifyError(err)).toMatchObject({ action: 'deferred', markDown: false, dsn: '4.0.0' });
   });
 
   it('RULES is readable data: every row says when it applies, and the last row catches everything', () => {
@@ -145,21 +145,21 @@ describe(classifyError.name, () => {
 });
 
 describe(classifyRejection.name, () => {
-  it('5xx for one recipient → final with its enhanced code', () => {
+  it('5xx for one recipient → bounced with its enhanced code', () => {
     expect(classifyRejection({ address: 'gone@dest.test', responseCode: 550, response: '550 5.1.1 User unknown' })).toMatchObject({
-      action: 'final',
+      action: 'bounced',
       dsn: '5.1.1',
     });
   });
 
-  it('4xx for one recipient → failover (not final), upstream not marked down', () => {
+  it('4xx for one recipient → failover (not bounced), upstream not marked down', () => {
     expect(classifyRejection({ address: 'busy@dest.test', responseCode: 450, response: '450 4.2.1 Mailbox busy' })).toMatchObject({
       action: 'failover',
       markDown: false,
     });
   });
 
-  it('no reply code → retry', () => {
-    expect(classifyRejection({ address: 'x@dest.test', responseCode: undefined, response: '' }).action).toBe('retry');
+  it('no reply code → deferred', () => {
+    expect(classifyRejection({ address: 'x@dest.test', responseCode: undefined, response: '' }).action).toBe('deferred');
   });
 });

@@ -25,10 +25,10 @@ describe(createMetrics.name, () => {
 
   it('counts recipients per upstream and observes receipt-to-delivery latency', async () => {
     const metrics = createMetrics();
-    metrics.delivered('primary', 3, 1.5);
-    metrics.delivered('primary', 1, 400);
-    metrics.deferred('primary', 2);
-    metrics.failed('secondary', 1);
+    metrics.outcome('sent', 'primary', 3, 1.5);
+    metrics.outcome('sent', 'primary', 1, 400);
+    metrics.outcome('deferred', 'primary', 2, 0);
+    metrics.outcome('bounced', 'secondary', 1, 0);
     const text = await metrics.registry.metrics();
     expect(sample(text, 'smtp_sidecar_recipients_delivered_total{upstream="primary"}')).toBe(4);
     expect(sample(text, 'smtp_sidecar_recipients_deferred_total{upstream="primary"}')).toBe(2);
@@ -39,11 +39,14 @@ describe(createMetrics.name, () => {
     expect(sample(text, 'smtp_sidecar_delivery_latency_seconds_bucket{le="900",upstream="primary"}')).toBe(2);
   });
 
-  it('has the shape of the outcome recorder metrics hook', () => {
+  it('counts a failover as deferred, and observes latency only for sent (the outcome recorder hook)', async () => {
     const metrics = createMetrics();
     // compile-time check: RecordDeps.metrics accepts a RelayMetrics
     const hook: NonNullable<import('../../../src/outcome/record.js').RecordDeps['metrics']> = metrics;
-    expect(typeof hook.delivered).toBe('function');
+    hook.outcome('failover', 'primary', 2, 5);
+    const text = await metrics.registry.metrics();
+    expect(sample(text, 'smtp_sidecar_recipients_deferred_total{upstream="primary"}')).toBe(2);
+    expect(text).not.toMatch(/smtp_sidecar_delivery_latency_seconds_count\{upstream="primary"\}/);
   });
 
   it('counts token fetches and exposes the expiry in epoch seconds', async () => {

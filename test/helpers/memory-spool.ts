@@ -1,0 +1,110 @@
+/**
+ * An in-memory Spool for unit tests of the dispatcher, the recorder and the receive conductor:
+ * the same contract as FsSpool (store, list, read, update, remove, fail) without a disk.
+ * `failNext(op)` makes the next call of that operation throw (a full disk), and `calls` keeps
+ * the order of operations for assertions.
+ */
+import type { FailureReason, RecoveryReport, Spool } from '../../src/core/ports.js';
+import type { BodySource, SpoolEntry, SpoolMeta } from '../../src/core/types.js';
+import { RelayError } from '../../src/core/errors.js';
+
+type Op = 'store' | 'update' | 'remove' | 'fail' | 'read';
+
+export class MemorySpool implements Spool {
+  readonly dir = '/memory-spool';
+  readonly queue = new Map<string, { meta: SpoolMeta; bytes: Buffer }>();
+  readonly failed = new Map<string, { meta: SpoolMeta; bytes: Buffer; reason: FailureReason }>();
+  readonly calls: string[] = [];
+  private readonly failing = new Set<Op>();
+  private counter = 0;
+
+  failNext(op: Op): void {
+    this.failing.add(op);
+  }
+
+  private check(op: Op, qid: string): void {
+    this.calls.push(`${op} ${qid}`);
+    if (this.failing.delete(op)) throw new RelayError('E_SPOOL_WRITE', { logMessage: `memory spool: ${op} failed (test)` });
+  }
+
+  async recover(): Promise<RecoveryReport> {
+    return { removedTmp: 0, quarantined: [], entries: await this.list() };
+  }
+
+  newQid(): string {
+    this.counter += 1;
+    return `MEMQ${String(this.counter).padStart(6, '0')}`;
+  }
+
+  spillPath(qid: string): string {
+    return `${this.dir}/spill/${qid}`;
+  }
+
+  async store(input: { readonly header: Buffer; readonly body: BodySource; readonly meta: SpoolMeta }): Promise<SpoolEntry> {
+    this.check('store', input.meta.qid);
+    if (input.body.kind !== 'memory') throw new Error('MemorySpool stores in-memory bodies only');
+    this.queue.set(input.meta.qid, { meta: input.meta, bytes: Buffer.concat([input.header, ...input.body.chunks]) });
+    return this.entry(input.meta);
+  }
+
+  async list(): Promise<SpoolEntry[]> {
+    return [...this.queue.values()].map((e) => this.entry(e.meta));
+  }
+
+  async read(qid: string): Promise<SpoolEntry | undefined> {
+    this.check('read', qid);
+    const found = this.queue.get(qid);
+    return found === undefined ? undefined : this.entry(found.meta);
+  }
+
+  async update(meta: SpoolMeta): Promise<void> {
+    this.check('update', meta.qid);
+    const found = this.queue.get(meta.qid);
+    if (found === undefined) throw new Error(`memory spool: no entry ${meta.qid}`);
+    this.queue.set(meta.qid, { ...found, meta });
+  }
+
+  async remove(qid: string): Promise<void> {
+    this.check('remove', qid);
+    this.queue.delete(qid);
+  }
+
+  async fail(qid: string, reason: FailureReason): Promise<void> {
+    this.check('fail', qid);
+    const found = this.queue.get(qid);
+    if (found === undefined) throw new Error(`memory spool: no entry ${qid}`);
+    this.queue.delete(qid);
+    this.failed.set(qid, { ...found, reason });
+  }
+
+  async probeWritable(): Promise<boolean> {
+    return true;
+  }
+
+  /** The message bytes of a queued entry. */
+  bytes(qid: string): Buffer | undefined {
+    return this.queue.get(qid)?.bytes;
+  }
+
+  private entry(meta: SpoolMeta): SpoolEntry {
+    return { meta, emlPath: `${this.dir}/queue/${meta.qid}.eml` };
+  }
+}
+
+/** Metadata for a queued message, as the receive half writes it. */
+export function queuedMeta(qid: string, overrides: Partial<SpoolMeta> = {}, receivedAt = '2026-01-01T00:00:00.000Z'): SpoolMeta {
+  const rcptTo = overrides.envelope?.rcptTo ?? ['a@dest.test'];
+  return {
+    version: 1,
+    qid,
+    envelope: { mailFrom: 'app@corp.test', rcptTo },
+    client: { address: '127.0.0.1' },
+    receivedAt,
+    sizeBytes: 100,
+    facts: { from: 'app@corp.test', subject: 'hi', messageId: undefined, attachments: 0, attachmentsBytes: 0 },
+    recipients: rcptTo.map((address) => ({ address, status: 'pending' as const })),
+    attempts: 0,
+    nextAttemptAt: receivedAt,
+    ...overrides,
+  };
+}
