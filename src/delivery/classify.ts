@@ -85,7 +85,7 @@ export const RULES: readonly Rule[] = [
     when: 'Graph 403 ErrorSendAsDenied (From is an address the mailbox may not send as)',
     match: (e) => e.code === 'EGRAPH' && /ErrorSendAsDenied/.test(text(e)),
     decision: {
-      action: 'final',
+      action: 'bounced',
       reason:
         'Microsoft Graph refused to send as the message\'s From address (ErrorSendAsDenied): give auth.user Send As rights on that address (Add-RecipientPermission <from> -Trustee <auth.user> -AccessRights SendAs), or set upstreams[].from or message.globalFrom to auth.user',
       dsn: '5.7.60',
@@ -118,7 +118,7 @@ export const RULES: readonly Rule[] = [
     when: 'Graph 413 or ErrorMessageSizeExceeded (the message is over the mailbox\'s size limit)',
     match: (e) => e.code === 'EGRAPH' && (e.responseCode === 413 || /ErrorMessageSizeExceeded/.test(text(e))),
     decision: {
-      action: 'final',
+      action: 'bounced',
       reason:
         'the message is larger than Exchange Online accepts for this mailbox (the size is in the response; the default limit is 35 MB, an admin can raise it to 150 MB with Set-Mailbox -MaxSendSize)',
       dsn: '5.3.4',
@@ -129,7 +129,7 @@ export const RULES: readonly Rule[] = [
     when: 'Graph 429, 503 or 504 (throttled or briefly unavailable; Retry-After longer than the transport waits itself)',
     match: (e) => e.code === 'EGRAPH' && (e.responseCode === 429 || e.responseCode === 503 || e.responseCode === 504),
     decision: {
-      action: 'retry',
+      action: 'deferred',
       reason: 'Microsoft Graph throttled the request or is briefly unavailable (429/503/504); retrying later on the same upstream, after its Retry-After',
       dsn: '4.3.2',
       markDown: false,

@@ -163,7 +163,7 @@ describe(createGraphTransport.name, () => {
     const err = await t.transport.send(message(raw, ['anna@dest.test'])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GraphError);
     expect((err as GraphError).retryAfterMs).toBe(600_000);
-    expect(classifyError(err)).toMatchObject({ action: 'retry', markDown: false });
+    expect(classifyError(err)).toMatchObject({ action: 'deferred', markDown: false });
   });
 
   it('on a 401 fetches one new token and resends once', async () => {
@@ -270,7 +270,7 @@ describe(createGraphTransport.name, () => {
     const raw = await compose({ from: 'someone-else@contoso.test', to: 'anna@dest.test', subject: 'send as', text: 'hi' });
     const t = transportFor(r);
     const sendAs = await t.transport.send(message(raw, ['anna@dest.test'])).catch((e: unknown) => e);
-    expect(classifyError(sendAs)).toMatchObject({ action: 'final' });
+    expect(classifyError(sendAs)).toMatchObject({ action: 'bounced' });
     expect(classifyError(sendAs).reason).toMatch(/Send As/);
 
     const onPrem = transportFor(r, { user: 'onprem@contoso.test' });
@@ -283,7 +283,7 @@ describe(createGraphTransport.name, () => {
     const small = transportFor(tooBig);
     const own = await compose({ from: MAILBOX, to: 'anna@dest.test', subject: 'big', text: 'y'.repeat(4000) });
     const size = await small.transport.send(message(own, ['anna@dest.test'])).catch((e: unknown) => e);
-    expect(classifyError(size)).toMatchObject({ action: 'final' });
+    expect(classifyError(size)).toMatchObject({ action: 'bounced' });
     expect((size as GraphError).response).toMatch(/ErrorMessageSizeExceeded.*message \d+ bytes/);
   });
 
