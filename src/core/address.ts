@@ -27,13 +27,23 @@ export function cleanDisplayName(name: string): string {
   return name.replace(/[\t\r\n]/g, ' ').replace(CONTROL_CHARS, '').replace(/\s+/g, ' ').trim();
 }
 
+/**
+ * A header line is folded only at whitespace: a token longer than this (a 1,200-character name
+ * without spaces, or one decoded from 40 adjacent encoded-words) could not be folded to 78
+ * characters, and past 998 an upstream refuses the line. Such names go out as encoded-words,
+ * which nodemailer splits into words of at most 75 characters separated by spaces (a reader
+ * joins adjacent encoded-words without the space, so the name it shows is unchanged).
+ */
+const LONGEST_TOKEN = 60;
+const hasLongToken = (text: string): boolean => text.split(/[ \t]+/).some((token) => token.length > LONGEST_TOKEN);
+
 function encodeDisplayName(name: string): string {
   if (name === '') return '';
   // A literal "=?...?=" could be decoded by a reader as an encoded-word: encode the whole
   // name, so that decoding yields exactly the literal text and nothing more.
   if (name.includes('=?')) return encodeWord(name, 'Q', 52);
-  if (PLAIN_PHRASE.test(name)) return name;
-  if (PRINTABLE_ASCII.test(name)) return quoteString(name);
+  if (PLAIN_PHRASE.test(name) && !hasLongToken(name)) return name;
+  if (PRINTABLE_ASCII.test(name) && !hasLongToken(quoteString(name))) return quoteString(name);
   // An encoded-word is one token: whatever it decodes to (`<x@y>`, quotes, commas) is
   // display text, never address syntax.
   return encodeWord(name, 'Q', 52);
@@ -44,8 +54,12 @@ export function isFormattableAddress(address: string): boolean {
   return formatAddress(address) !== undefined;
 }
 
+/** RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets. */
+const MAX_ADDRESS_CHARS = 254;
+
 function formatAddress(address: string): string | undefined {
   if (/[\u0000-\u001f\u007f]/.test(address)) return undefined;
+  if (address.length > MAX_ADDRESS_CHARS) return undefined;
   const at = address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1) return undefined;
   const localPart = address.slice(0, at);

@@ -4,7 +4,7 @@
  * Does: split the header block into fields (a folded field stays one field), apply
  *   set / add / setIfAbsent / remove in order (names case-insensitive), and write new
  *   fields as `Name: value\r\n`, folded at whitespace to keep lines within 78 characters
- *   where possible. Reads field values (`headerFieldValues`).
+ *   where possible and never above 998 (RFC 5322 2.1.1). Reads field values (`headerFieldValues`).
  * Never: change the bytes of a field no edit names (odd folding and 8-bit bytes stay);
  *   see or touch anything after the header block; write a value containing CR, LF or NUL
  *   (it throws: policies build the values, so that is a bug, not input).
@@ -25,6 +25,8 @@ const COLON = 0x3a;
 const FIELD_NAME = /^[!-9;-~]+$/;
 const FORBIDDEN_IN_VALUE = /[\r\n\0]/;
 const MAX_LINE_CHARS = 78;
+/** RFC 5322 2.1.1: a line MUST be at most 998 characters (without CRLF) */
+export const MAX_LINE_LIMIT = 998;
 
 interface HeaderField {
   /** lower-cased field name, or undefined for a line that is not a field (no colon) */
@@ -47,12 +49,17 @@ function splitFields(header: Buffer): HeaderField[] {
   return fields;
 }
 
+/**
+ * The field a line names, read as the MIME parser (mailsplit, whose result the policies see)
+ * reads it: everything before the first colon, even one on a continuation line, with
+ * surrounding whitespace and line breaks trimmed. So `From :`, `From\t:` and the folded
+ * `From\r\n : spoof@evil` are all From fields: an edit of From removes or rewrites them too,
+ * never leaving a second From for a reader that takes the last one.
+ */
 function toField(bytes: Buffer): HeaderField {
   const colon = bytes.indexOf(COLON);
-  const lineEnd = bytes.indexOf(LF);
-  if (colon <= 0 || (lineEnd >= 0 && colon > lineEnd)) return { key: undefined, bytes };
-  // obsolete syntax allows whitespace between the name and the colon ("Subject : x")
-  const name = bytes.subarray(0, colon).toString('latin1').replace(/[ \t]+$/, '');
+  if (colon <= 0) return { key: undefined, bytes };
+  const name = bytes.subarray(0, colon).toString('latin1').trim();
   return { key: FIELD_NAME.test(name) ? name.toLowerCase() : undefined, bytes };
 }
 
@@ -82,6 +89,12 @@ export function formatHeaderField(name: string, value: string): string {
     rest = rest.slice(breakAt);
   }
   lines.push(rest);
+  const longest = Math.max(...lines.map((l) => l.length));
+  if (longest > MAX_LINE_LIMIT) {
+    // callers make every token foldable (display names are split into encoded-words, addresses
+    // are at most 254 characters): a line that still cannot fit is a bug, never sent
+    throw new RelayError('E_INTERNAL', { logMessage: `header ${name} would have a ${longest}-character line; the limit is ${MAX_LINE_LIMIT}` });
+  }
   return `${lines.join('\r\n')}\r\n`;
 }
 

@@ -45,6 +45,8 @@ export interface FactsParser {
 }
 
 const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
+/** mailsplit's floor for what one header line costs against maxHeadSize */
+const HEADER_LINE_MIN_COST = 64;
 const TEXT_TYPES = ['text/plain', 'text/html', 'message/delivery-status'];
 
 interface AttachmentTally {
@@ -196,7 +198,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
   });
   // mailsplit's typings declare only the 'data' event; the stream events go through the base type
   const events: NodeJS.EventEmitter = splitter;
-  events.on('error', (err: unknown) => fail(toRelayError(err, maxHeaderBytes)));
+  events.on('error', (err: unknown) => fail(toRelayError(err, maxHeaderBytes, headerBytesOfFailedNode(splitter))));
   events.on('end', () => {
     if (settled) return;
     closePart();
@@ -207,7 +209,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
         settled = true;
         resolveFacts(buildFacts(headers, lines, tally));
       },
-      (err: unknown) => fail(toRelayError(err, maxHeaderBytes)),
+      (err: unknown) => fail(toRelayError(err, maxHeaderBytes, undefined)),
     );
   });
   // Insurance: a splitter that closes without 'end' or 'error' still settles the promise.
@@ -252,7 +254,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
  */
 function parseRootHeader(block: Buffer): Promise<{ headers: Headers | undefined; lines: readonly HeaderLine[] }> {
   return new Promise((resolve, reject) => {
-    const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHeadSize: block.length + 1024 });
+    const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHeadSize: Number.MAX_SAFE_INTEGER });
     let headers: Headers | undefined;
     let lines: readonly HeaderLine[] = [];
     parser.on('headers', (h: Headers) => {
@@ -275,11 +277,29 @@ function parseRootHeader(block: Buffer): Promise<{ headers: Headers | undefined;
   });
 }
 
-function toRelayError(err: unknown, maxHeaderBytes: number): RelayError {
+/** Bytes of the MIME header block the splitter was reading when it failed (its own field). */
+function headerBytesOfFailedNode(splitter: Splitter): number | undefined {
+  const node = (splitter as unknown as { node?: { _headerlen?: unknown } }).node;
+  return typeof node?._headerlen === 'number' ? node._headerlen : undefined;
+}
+
+/**
+ * mailsplit counts every header line as at least 64 bytes against maxHeadSize (a parsed line
+ * costs more than its bytes), so a block of many short lines can hit the limit while its bytes
+ * are far below it: the reply then names lines, not bytes.
+ */
+function toRelayError(err: unknown, maxHeaderBytes: number, failedHeaderBytes: number | undefined): RelayError {
   if (err instanceof RelayError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);
   if (code === 'EMAXLEN' && /header/i.test(message)) {
+    if (failedHeaderBytes !== undefined && failedHeaderBytes < maxHeaderBytes - 1024) {
+      const maxLines = Math.floor(maxHeaderBytes / HEADER_LINE_MIN_COST);
+      return new RelayError('E_HEADER_TOO_BIG', {
+        cause: err,
+        detail: `Message header has too many lines (more than ${maxLines}: each line counts as at least ${HEADER_LINE_MIN_COST} bytes against the ${maxHeaderBytes}-byte header limit); send fewer header fields`,
+      });
+    }
     return new RelayError('E_HEADER_TOO_BIG', { cause: err, detail: `Message header block exceeds ${maxHeaderBytes} bytes` });
   }
   if (code === 'EMAXLEN' && /child nodes/i.test(message)) {

@@ -7,7 +7,9 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyHeaderEdits, headerFieldValues } from '../../../src/message/header-edits.js';
+import { Headers } from '@zone-eu/mailsplit';
+import { formatMailbox } from '../../../src/core/address.js';
+import { applyHeaderEdits, formatHeaderField, headerFieldValues } from '../../../src/message/header-edits.js';
 import { HeaderBlockReader } from '../../../src/message/header-block.js';
 import { createFactsParser } from '../../../src/message/parse.js';
 import { isRelayError } from '../../../src/core/errors.js';
@@ -93,6 +95,31 @@ describe('unit-level fuzzing', () => {
         expect(out.subarray(out.length - Buffer.concat(body).length).equals(Buffer.concat(body))).toBe(true);
         // a value with a line break is refused, never written
         expect(() => applyHeaderEdits(reader.header, [{ op: 'set', name: 'X', value: `a\r\nBcc: e@x.test` }])).toThrow();
+      }),
+      { seed: SEED, numRuns: 300 * SCALE },
+    );
+  });
+
+  it('a From field however its name is folded or spaced is replaced by the From edit: one From for a MIME reader', () => {
+    const wsp = fc.constantFrom('', ' ', '\t', '\r\n ', '\r\n\t', ' \r\n ');
+    fc.assert(
+      fc.property(fc.constantFrom('From', 'FROM', 'from'), wsp, wsp, fc.string({ maxLength: 20 }), (name, before, after, value) => {
+        const clean = value.replace(/[\r\n]/g, ' ');
+        const header = Buffer.from(`From: real@legacy.test\r\n${name}${before}:${after}${clean} spoof@evil.test\r\nSubject: s\r\n`, 'latin1');
+        const edited = applyHeaderEdits(header, [{ op: 'set', name: 'From', value: 'noreply@corp.test' }]);
+        const froms = new Headers(edited).getList().filter((l) => l.key === 'from');
+        expect(froms.map((l) => l.line)).toEqual(['From: noreply@corp.test']);
+      }),
+      { seed: SEED, numRuns: 200 * SCALE },
+    );
+  });
+
+  it('every mailbox field the relay writes has lines of at most 78 characters (short address) and never above 998', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 1500 }), fc.string({ unit: 'grapheme', maxLength: 400 }), fc.stringMatching(/^[A-Za-z=?_.]{0,1500}$/), fc.stringMatching(/^[A-Za-z]{60,1200}$/), fc.stringMatching(/^[A-Za-z.,]{60,1200}$/)), fc.boolean(), (name, longAddress) => {
+        const address = longAddress ? `${'l'.repeat(200)}@${'d'.repeat(40)}.test` : 'app@legacy.test';
+        const lines = formatHeaderField('Reply-To', formatMailbox({ name, address })).split('\r\n');
+        for (const line of lines) expect(line.length).toBeLessThanOrEqual(longAddress ? 998 : 78);
       }),
       { seed: SEED, numRuns: 300 * SCALE },
     );
