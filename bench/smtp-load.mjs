@@ -1,7 +1,9 @@
 /**
- * The benchmark's load generator: N concurrent raw-socket SMTP sessions (TCP_NODELAY, one
- * connection per session kept for all its messages, no pipelining: MAIL, RCPT, DATA, body,
- * each waiting for its reply, as a legacy app does).
+ * The benchmark's load generator: N concurrent raw-socket SMTP sessions (TCP_NODELAY, no
+ * pipelining: MAIL, RCPT, DATA, body, each waiting for its reply, as a legacy app does).
+ * Either one connection per session kept for all its messages, or (`perMessage`) a new
+ * connection for every message: connect, greeting, EHLO, MAIL, RCPT, DATA, QUIT, close, as
+ * ERP batch jobs and monitoring tools do.
  *
  * Does: carry each message's id in the envelope sender (`<id>@bench.test`) so the sink can
  *   key receipts without parsing; record per message the time its last byte was handed to
@@ -75,9 +77,10 @@ export function headerFor(id, contentType) {
   );
 }
 
-/** One SMTP connection with a FIFO of reply waiters. */
+/** One SMTP connection with a FIFO of reply waiters; `connectStartMs` is when connect() was called. */
 function openConnection(port, deadlineMs) {
   return new Promise((resolve, reject) => {
+    const connectStartMs = nowMs();
     const socket = connect({ port, host: '127.0.0.1' });
     socket.setNoDelay(true);
     const replies = [];
@@ -127,6 +130,7 @@ function openConnection(port, deadlineMs) {
       });
     const connection = {
       socket,
+      connectStartMs,
       next,
       async command(line) {
         socket.write(`${line}\r\n`);
@@ -147,25 +151,39 @@ async function expect(promise, code, what) {
   return reply;
 }
 
+/** Connect, greeting (its delay pushed to `greetingMs`), EHLO. */
+async function openSession(port, deadlineMs, connections, greetingMs) {
+  const c = await openConnection(port, deadlineMs);
+  connections.add(c);
+  await expect(c.next(), 220, 'greeting');
+  greetingMs.push(nowMs() - c.connectStartMs);
+  await expect(c.command('EHLO bench-client.test'), 250, 'EHLO');
+  return c;
+}
+
+/** QUIT, waiting at most 200 ms for the 221, then close. */
+async function closeSession(c, connections) {
+  await Promise.race([c.command('QUIT').catch(() => undefined), new Promise((r) => setTimeout(r, 200))]);
+  c.destroy();
+  connections.delete(c);
+}
+
 /**
  * Opens `sessions` connections (greeting + EHLO), then, once all are ready, sends `count`
- * messages shared among them (each session takes the next id until none is left).
- * Returns the per-message timings and the moment sending started.
+ * messages shared among them (each session takes the next id until none is left). With
+ * `perMessage`, each session instead opens a new connection for every message and closes it
+ * after QUIT; the clock starts before the first connect.
+ * Returns the per-message timings, the greeting delays (connect() call → 220 received, one
+ * per connection) and the moment sending started.
  */
-export async function runLoad({ port, sessions, count, sizeBytes, idPrefix, deadlineMs }) {
+export async function runLoad({ port, sessions, count, sizeBytes, idPrefix, deadlineMs, perMessage = false }) {
+  if (perMessage) return runPerMessageLoad({ port, sessions, count, sizeBytes, idPrefix, deadlineMs });
   const { contentType, body } = buildBody(sizeBytes);
-  const connections = [];
+  const connections = new Set();
   const errors = [];
+  const greetingMs = [];
   try {
-    const opened = await Promise.allSettled(
-      Array.from({ length: sessions }, async () => {
-        const c = await openConnection(port, deadlineMs);
-        connections.push(c);
-        await expect(c.next(), 220, 'greeting');
-        await expect(c.command('EHLO bench-client.test'), 250, 'EHLO');
-        return c;
-      }),
-    );
+    const opened = await Promise.allSettled(Array.from({ length: sessions }, () => openSession(port, deadlineMs, connections, greetingMs)));
     const ready = [];
     for (const o of opened) {
       if (o.status === 'fulfilled') ready.push(o.value);
@@ -180,25 +198,10 @@ export async function runLoad({ port, sessions, count, sizeBytes, idPrefix, dead
         while (nextIndex < count && !aborted) {
           const id = `${idPrefix}${nextIndex}`;
           nextIndex += 1;
-          const header = headerFor(id, contentType);
-          const record = { id, sizeBytes: header.length + body.length, startMs: nowMs(), dataEndMs: NaN, replyMs: NaN, ok: false };
+          const record = newRecord(id, contentType, body);
           messages.push(record);
           try {
-            await expect(c.command(`MAIL FROM:<${id}@bench.test>`), 250, 'MAIL');
-            await expect(c.command('RCPT TO:<rcpt@sink.test>'), 250, 'RCPT');
-            await expect(c.command('DATA'), 354, 'DATA');
-            const written = new Promise((res) => {
-              c.socket.cork();
-              c.socket.write(header);
-              c.socket.write(body);
-              c.socket.write('.\r\n', () => res(nowMs()));
-              c.socket.uncork();
-            });
-            const reply = c.next();
-            record.dataEndMs = await written;
-            await expect(reply, 250, 'end of DATA');
-            record.replyMs = nowMs();
-            record.ok = true;
+            await sendMessage(c, record, body);
           } catch (err) {
             if (errors.length < 20) errors.push(`${id}: ${err.message}`);
             if (err.reply === undefined) {
@@ -210,8 +213,67 @@ export async function runLoad({ port, sessions, count, sizeBytes, idPrefix, dead
         }
       }),
     );
-    for (const c of ready) await Promise.race([c.command('QUIT').catch(() => undefined), new Promise((r) => setTimeout(r, 200))]);
-    return { startMs, messages, errors, sessionsOpened: ready.length };
+    for (const c of ready) await closeSession(c, connections);
+    return { startMs, messages, errors, greetingMs, sessionsOpened: ready.length };
+  } finally {
+    for (const c of connections) c.destroy();
+  }
+}
+
+function newRecord(id, contentType, body) {
+  const header = headerFor(id, contentType);
+  return { id, header, sizeBytes: header.length + body.length, startMs: nowMs(), dataEndMs: NaN, replyMs: NaN, ok: false };
+}
+
+/** MAIL, RCPT, DATA, the message, and its 250; fills the record's timings. */
+async function sendMessage(c, record, body) {
+  await expect(c.command(`MAIL FROM:<${record.id}@bench.test>`), 250, 'MAIL');
+  await expect(c.command('RCPT TO:<rcpt@sink.test>'), 250, 'RCPT');
+  await expect(c.command('DATA'), 354, 'DATA');
+  const written = new Promise((res) => {
+    c.socket.cork();
+    c.socket.write(record.header);
+    c.socket.write(body);
+    c.socket.write('.\r\n', () => res(nowMs()));
+    c.socket.uncork();
+  });
+  const reply = c.next();
+  record.dataEndMs = await written;
+  await expect(reply, 250, 'end of DATA');
+  record.replyMs = nowMs();
+  record.ok = true;
+}
+
+/** `sessions` workers, each: connect, greeting, EHLO, one message, QUIT, close; until `count` or the deadline. */
+async function runPerMessageLoad({ port, sessions, count, sizeBytes, idPrefix, deadlineMs }) {
+  const { contentType, body } = buildBody(sizeBytes);
+  const connections = new Set();
+  const errors = [];
+  const greetingMs = [];
+  const messages = [];
+  let nextIndex = 0;
+  const startMs = nowMs();
+  try {
+    await Promise.all(
+      Array.from({ length: sessions }, async () => {
+        while (nextIndex < count && nowMs() < deadlineMs) {
+          const id = `${idPrefix}${nextIndex}`;
+          nextIndex += 1;
+          const record = newRecord(id, contentType, body);
+          messages.push(record);
+          let c;
+          try {
+            c = await openSession(port, deadlineMs, connections, greetingMs);
+            await sendMessage(c, record, body);
+          } catch (err) {
+            if (errors.length < 20) errors.push(`${id}: ${err.message}`);
+          } finally {
+            if (c !== undefined) await closeSession(c, connections);
+          }
+        }
+      }),
+    );
+    return { startMs, messages, errors, greetingMs, sessionsOpened: sessions };
   } finally {
     for (const c of connections) c.destroy();
   }

@@ -185,8 +185,9 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
  * test/unit/intake/greeting-override.test.ts, which compares smtp-server's `connect()` and
  * `init()` source text with the shapes this copy was made from and fails on any upgrade that
  * changes them (then re-read both functions and update this copy and the test together).
+ * Exported for the benchmark's sink (bench/sink.mjs), which must greet as fast as an upstream.
  */
-class PromptGreetingServer extends SMTPServer {
+export class PromptGreetingServer extends SMTPServer {
   private readonly maxClientsAllowed: number | undefined;
   private readonly greetingName: string;
 
