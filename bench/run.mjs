@@ -181,7 +181,17 @@ async function freePort() {
 async function memoryOf(pid) {
   const text = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
-  return { rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM') };
+  return { rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM'), anonBytes: kib('RssAnon'), fileBytes: kib('RssFile') };
+}
+
+/** PSS (shared pages divided among the processes that map them) from smaps_rollup; NaN if unreadable. */
+async function pssOf(pid) {
+  try {
+    const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+    return Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? NaN) * 1024;
+  } catch {
+    return NaN;
+  }
 }
 
 /** utime and stime of a process (all its threads) in ms (USER_HZ is 100 on Linux). */
@@ -371,7 +381,7 @@ async function runScenario(scenario, options, sink) {
   let sampler;
   try {
     await new Promise((r) => setTimeout(r, 500));
-    const idle = await memoryOf(relay.pid);
+    const idle = { ...(await memoryOf(relay.pid)), pssBytes: await pssOf(relay.pid) };
     const peakReset = await resetPeak(relay.pid);
     sampler = setInterval(() => {
       memoryOf(relay.pid).then(
@@ -398,6 +408,10 @@ async function runScenario(scenario, options, sink) {
       logLevel: options.relay.logLevel,
       fsync: options.relay.fsync,
       idleRssBytes: idle.rssBytes,
+      // RSS = anonymous (the relay's own heap and libraries' data) + file-backed (mostly the node binary's pages, shared with every node process)
+      idleRssAnonBytes: idle.anonBytes,
+      idleRssFileBytes: idle.fileBytes,
+      idlePssBytes: idle.pssBytes,
       peakRssBytes,
       peakRssGrowthBytes: peakRssBytes - idle.rssBytes,
       peakSource: peakReset ? 'VmHWM after clear_refs + 50 ms VmRSS samples' : '50 ms VmRSS samples only',
@@ -508,10 +522,18 @@ function targetsText(results) {
   const line = (t, scenario) => lines.push(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${scenario.padEnd(8)} ${t.name}: ${t.value}`);
   for (const r of results) for (const t of r.target) line(t, r.scenario);
   // every relay of the run is started the same way (no OAuth2 upstream): the largest idle RSS counts
-  const idle = results.filter((r) => r.relay !== undefined).map((r) => r.relay.idleRssBytes);
-  if (idle.length > 0) {
-    const worst = Math.max(...idle);
-    line({ name: 'idle RSS (0.5 s after start, no OAuth2 upstream) < 60 MB, largest of the run', value: `${round(worst / MB, 1)} MB`, met: worst < 60 * MB }, 'all');
+  const relays = results.filter((r) => r.relay !== undefined).map((r) => r.relay);
+  if (relays.length > 0) {
+    const worst = relays.reduce((a, b) => (b.idleRssBytes > a.idleRssBytes ? b : a));
+    const mb = (v) => `${round(v / MB, 1)} MB`;
+    line(
+      {
+        name: 'idle RSS (0.5 s after start, no OAuth2 upstream) < 60 MB, largest of the run',
+        value: `${mb(worst.idleRssBytes)} (anonymous ${mb(worst.idleRssAnonBytes)} + file-backed ${mb(worst.idleRssFileBytes)}; PSS ${mb(worst.idlePssBytes)})`,
+        met: worst.idleRssBytes < 60 * MB,
+      },
+      'all',
+    );
   }
   lines.push('  (OAuth2 token requests = one per token lifetime: proven by the test suite\'s token-cache tests, not measured here)');
   return lines.join('\n');

@@ -9,7 +9,9 @@
  * Microsoft's instance-discovery host about them). Turns msal/Entra failures into RelayError
  * E_TOKEN whose log message names the AADSTS code and what to fix. Logs `token.fetched`
  * (upstream, expiresAt) and `token.failed`; records both on the TokenStatusBoard. Warns at start
- * when the x5c certificate expires within 30 days.
+ * when the x5c certificate expires within 30 days. Loads msal-node and undici (≈12 MB of RSS)
+ * only when the first token is needed (dynamic import): a relay without an oauth2 upstream
+ * never loads them.
  * Never: logs or puts into an error the client secret, the private key or an access token (error
  * text from msal is scrubbed of both secrets and the cause is a sanitised copy, not msal's object).
  * Assumes: `auth` is validated by config/schema.ts (exactly one of clientSecret/clientCertificate,
@@ -20,13 +22,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { ConfidentialClientApplication, LogLevel, type Configuration, type INetworkModule } from '@azure/msal-node';
+import type { ConfidentialClientApplication, Configuration, INetworkModule } from '@azure/msal-node';
 import type { Clock } from '../../core/clock.js';
 import { RelayError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { readAuthority } from '../../config/authority.js';
 import type { OAuth2Auth } from '../../config/schema.js';
-import { createUndiciNetworkClient, type ClosableNetworkModule } from './msal-network.js';
+import type { ClosableNetworkModule } from './msal-network.js';
 import type { TokenCache } from './token-cache.js';
 import { SecretScrubber } from '../secret-scrubber.js';
 import type { AccessToken, TokenSource } from './token-source.js';
@@ -82,15 +84,26 @@ const AADSTS_HINTS: Readonly<Record<string, string>> = {
 export function createOAuth2TokenSource(upstreamName: string, auth: OAuth2Auth, deps: OAuth2Deps): OAuth2TokenSource {
   const authorityBase = authorityBaseOf(auth);
   const secrets = secretScrubber(auth);
-  const ownNetworkClient: ClosableNetworkModule | undefined =
-    deps.networkClient === undefined
-      ? createUndiciNetworkClient({
+  // config errors (unreadable tokenCa, bad authority URL) still surface when the set is built
+  const tokenCa = auth.tokenCa === undefined ? undefined : readTokenCa(auth.tokenCa);
+  const configuration = msalConfiguration(auth, authorityBase);
+  let ownNetworkClient: ClosableNetworkModule | undefined;
+  let app: Promise<ConfidentialClientApplication> | undefined;
+  const msalApp = (): Promise<ConfidentialClientApplication> =>
+    (app ??= (async () => {
+      const msal = await import('@azure/msal-node');
+      let networkClient = deps.networkClient;
+      if (networkClient === undefined) {
+        const { createUndiciNetworkClient } = await import('./msal-network.js');
+        networkClient = ownNetworkClient = createUndiciNetworkClient({
           ...(deps.proxy === undefined ? {} : { proxyUrl: deps.proxy }),
-          ...(auth.tokenCa === undefined ? {} : { ca: readTokenCa(auth.tokenCa) }),
-        })
-      : undefined;
-  const networkClient = deps.networkClient ?? ownNetworkClient;
-  const app = new ConfidentialClientApplication(msalConfiguration(auth, authorityBase, networkClient));
+          ...(tokenCa === undefined ? {} : { ca: tokenCa }),
+        });
+      }
+      // msal's own log stays off: it can carry request details; our log lines say what matters
+      const loggerOptions = { loggerCallback: () => {}, piiLoggingEnabled: false, logLevel: msal.LogLevel.Error };
+      return new msal.ConfidentialClientApplication({ ...configuration, system: { networkClient, loggerOptions } });
+    })());
 
   deps.status.register(upstreamName);
   if (auth.clientCertificate?.x5c !== undefined) {
@@ -99,7 +112,7 @@ export function createOAuth2TokenSource(upstreamName: string, auth: OAuth2Auth, 
 
   const fetchToken = async (): Promise<AccessToken> => {
     try {
-      const result = await app.acquireTokenByClientCredential({ scopes: [auth.scope], skipCache: true });
+      const result = await (await msalApp()).acquireTokenByClientCredential({ scopes: [auth.scope], skipCache: true });
       if (result === null || result.accessToken === '' || !(result.expiresOn instanceof Date)) {
         throw new RelayError('E_TOKEN', { logMessage: `token request for upstream "${upstreamName}" returned no access token` });
       }
@@ -128,6 +141,7 @@ export function createOAuth2TokenSource(upstreamName: string, auth: OAuth2Auth, 
         forceRefresh: options?.forceRefresh === true,
       }),
     close: async () => {
+      await app?.catch(() => undefined); // a load in flight may still build the client
       await ownNetworkClient?.close();
     },
   };
@@ -140,7 +154,7 @@ export function authorityBaseOf(auth: OAuth2Auth): string {
   return reading.base;
 }
 
-function msalConfiguration(auth: OAuth2Auth, authorityBase: string, networkClient: INetworkModule | undefined): Configuration {
+function msalConfiguration(auth: OAuth2Auth, authorityBase: string): Pick<Configuration, 'auth'> {
   const authority = `${authorityBase}/${auth.tenantId}`;
   const url = new URL(authorityBase);
   const isMicrosoftCloud = MICROSOFT_AUTHORITY_HOSTS.has(url.hostname.toLowerCase()) && url.port === '';
@@ -161,11 +175,6 @@ function msalConfiguration(auth: OAuth2Auth, authorityBase: string, networkClien
       ...credential,
       authorityMetadata: JSON.stringify(authorityMetadataFor(authority)),
       ...(isMicrosoftCloud ? {} : { knownAuthorities: [url.host] }),
-    },
-    system: {
-      ...(networkClient === undefined ? {} : { networkClient }),
-      // msal's own log stays off: it can carry request details; our log lines say what matters
-      loggerOptions: { loggerCallback: () => {}, piiLoggingEnabled: false, logLevel: LogLevel.Error },
     },
   };
 }
