@@ -1,41 +1,37 @@
 /**
- * The smtp protocol's transport (nodemailer adapter): one pooled SMTP transport per upstream.
+ * The smtp protocol's transport: one pool of SMTP connections per upstream (smtp-raw.ts, the
+ * raw sender over nodemailer's SMTPConnection).
  *
- * Does: send a spooled message's final bytes unchanged (`raw` pass-through, explicit
+ * Does: send a spooled message's final bytes unchanged (raw pass-through, explicit
  *   envelope with SIZE and BODY=8BITMIME), map nodemailer's result to a SendReport
  *   (partial RCPT rejections included), and rethrow nodemailer's errors (code, responseCode,
  *   command, response) for delivery/classify.ts. With OAuth2, an EAUTH triggers one token
  *   refresh and one resend on the same upstream. `verify()` runs smtp-verify.ts with the same
  *   options, credentials and scrubber.
  * Never: send unauthenticated when auth is configured (forceAuth); put a password or token
- *   into an error message, a log line or the transcript; log message content; hand nodemailer
- *   a stream (the pool re-sends a message whose connection dropped, a stream cannot be re-read).
+ *   into an error message, a log line or the transcript; log message content.
  * Assumes: the upstream config is validated; `raw` paths are our own spool files; addresses
  *   in the envelope were already parsed by smtp-server.
  *
  * Verified in nodemailer 10.6.0 source (node_modules/nodemailer/dist/esm):
- * - `disableFileAccess` also blocks `raw: {path}` (mime-node/index.js `_getStream`, EFILEACCESS),
- *   so file access stays on. That is safe here: `raw` is the only content key we pass, it is
- *   built by this module from the spool's own path, and message content is never interpreted
- *   as a file reference (with `raw`, MailComposer does not parse the message). URL access
- *   is switched off.
- * - TCP_NODELAY: nodemailer sets it itself on every connection, plain, TLS or proxied
+ * - TCP_NODELAY: nodemailer's SMTPConnection sets it itself on every connection, plain, TLS or proxied
  *   (smtp-connection/index.js:797-802, `_onConnect`: "Nagle would only hold a write back ...
  *   40ms on every message"), so nothing is needed here (LIBRARIES.md §9). The integration test
  *   "sets TCP_NODELAY on the upstream socket" guards it against a nodemailer upgrade.
- * - Each pooled connection builds its own XOAuth2 (smtp-pool/pool-resource.js), which asks the
- *   provisionCallback for a token; a failed login closes that connection. So the resend after
+ * - Each pooled connection builds its own XOAuth2 (smtp-raw.ts, as nodemailer's
+ *   smtp-pool/pool-resource.js does), which asks the provisionCallback for a token; a failed
+ *   login closes that connection. So the resend after
  *   an EAUTH runs on a new connection whose XOAuth2 asks again, and gets the refreshed token
  *   (tested in test/integration/delivery/transport-oauth2.test.ts).
  */
-import nodemailer from 'nodemailer';
-import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { UpstreamConfig } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger, OutgoingMessage, RecipientRejection, SendReport, UpstreamTransport } from '../core/ports.js';
 import type { TokenSource } from './credentials/token-source.js';
 import { smtpConnectionOptions } from './connection-options.js';
 import { SecretScrubber } from './secret-scrubber.js';
+import { createRawSmtpPool, type RawSmtpAuth } from './smtp-raw.js';
 import { verifySmtpUpstream } from './smtp-verify.js';
 import { readTlsMaterial } from './tls-files.js';
 
@@ -54,7 +50,7 @@ export interface SmtpTransportDeps {
 /** Messages per pooled connection before it is recycled (nodemailer's default, kept explicit). */
 const MAX_MESSAGES_PER_CONNECTION = 100;
 
-type NodemailerLogger = NonNullable<SMTPPoolOptions['logger']>;
+type NodemailerLogger = Exclude<NonNullable<SMTPConnection.Options['logger']>, boolean>;
 
 /**
  * A bunyan-style logger for nodemailer's transcript that drops message content
@@ -137,72 +133,61 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
   if (auth.type === 'oauth2') {
     for (const secret of [auth.clientSecret, auth.clientCertificate?.privateKey]) if (secret !== undefined) scrubber.add(auth.user, secret);
   }
-  let authOptions: Partial<SMTPPoolOptions> = {};
+  // every configured login is forced: nodemailer skips AUTH silently when the server does not
+  // advertise it (LIBRARIES §2), smtp-raw.ts logs in regardless, so the server refuses instead
+  let rawAuth: RawSmtpAuth | undefined;
   if (auth.type === 'login' || auth.type === 'plain') {
     scrubber.add(auth.user, auth.pass);
-    authOptions = {
-      auth: { user: auth.user, pass: auth.pass },
-      authMethod: auth.type === 'login' ? 'LOGIN' : 'PLAIN',
-      // nodemailer skips AUTH silently when the server does not advertise it (LIBRARIES §2)
-      forceAuth: true,
-    };
+    rawAuth = { type: 'password', method: auth.type === 'login' ? 'LOGIN' : 'PLAIN', user: auth.user, pass: auth.pass };
   } else if (auth.type === 'oauth2') {
     const credentials = deps.credentials;
     if (credentials === undefined) throw new Error(`upstream "${upstream.name}": oauth2 needs a TokenSource (deps.credentials)`);
-    authOptions = {
-      auth: {
-        type: 'OAuth2',
-        user: auth.user,
-        // nodemailer asks once per pooled connection (each connection has its own XOAuth2)
-        provisionCallback: (_user: string, renew: boolean, callback: (err: Error | null, token?: string, expiresMs?: number) => void) => {
-          credentials.getToken(renew ? { forceRefresh: true } : undefined).then(
-            (token) => {
-              scrubber.addToken(auth.user, token.accessToken);
-              callback(null, token.accessToken, token.expiresOnMs);
-            },
-            // nodemailer rewrites the code of the error it gets to EAUTH: wrap ours so send() can unwrap it
-            (err: unknown) => callback(new Error('OAuth2 access token unavailable', { cause: err })),
-          );
-        },
-      } as SMTPPoolOptions['auth'],
-      requireTLS: upstream.security !== 'tls',
-      forceAuth: true,
+    rawAuth = {
+      type: 'oauth2',
+      user: auth.user,
+      // asked once per pooled connection (each connection has its own XOAuth2)
+      provisionCallback: (_user, renew, callback) => {
+        credentials.getToken(renew ? { forceRefresh: true } : undefined).then(
+          (token) => {
+            scrubber.addToken(auth.user, token.accessToken);
+            callback(null, token.accessToken, token.expiresOnMs);
+          },
+          // nodemailer rewrites the code of the error it gets to EAUTH: wrap ours so send() can unwrap it
+          (err: unknown) => callback(new Error('OAuth2 access token unavailable', { cause: err })),
+        );
+      },
     };
   }
 
   const detail = deps.trace === 'detail';
-  const options: SMTPPoolOptions = {
-    pool: true,
+  const pool = createRawSmtpPool({
     // Exchange Online allows 3 concurrent connections per mailbox (more get 432 4.3.2):
     // the config default for maxConnections is 3.
     maxConnections: upstream.maxConnections,
     maxMessages: MAX_MESSAGES_PER_CONNECTION,
-    ...smtpConnectionOptions(upstream, deps.defaultHostname, tlsFiles),
-    ...(upstream.proxy === undefined ? {} : { proxy: upstream.proxy }),
-    ...authOptions,
-    disableUrlAccess: true,
-    disableFileAccess: false, // raw {path} needs it (see the header comment)
-    // the transcript (commands and replies, AUTH masked) without the message body: transactionLog
-    // logs client/server lines; debug (which adds the body) stays off
-    debug: false,
-    transactionLog: detail,
-    logger: detail ? transcriptLogger(log) : false,
-  };
-
-  const transporter = nodemailer.createTransport(options);
+    // host, port, EHLO name, timeouts, TLS (oauth2 always requires TLS: connection-options.ts)
+    connection: {
+      ...smtpConnectionOptions(upstream, deps.defaultHostname, tlsFiles),
+      // the transcript (commands and replies, AUTH masked) without the message body: transactionLog
+      // logs client/server lines; debug (which adds the body) stays off
+      debug: false,
+      transactionLog: detail,
+      logger: detail ? transcriptLogger(log) : false,
+    },
+    proxy: upstream.proxy,
+    auth: rawAuth,
+  });
 
   const sendOnce = async (message: OutgoingMessage): Promise<SendReport> => {
-    const info = await transporter.sendMail({
-      envelope: {
-        // '' is the null sender <> (nodemailer sends MAIL FROM:<> for a falsy from)
-        from: message.envelope.mailFrom === '' ? '' : message.envelope.mailFrom,
-        to: [...message.envelope.rcptTo],
+    const info = await pool.send(
+      {
+        from: message.envelope.mailFrom, // '' is the null sender: MAIL FROM:<>
+        to: message.envelope.rcptTo,
         size: message.sizeBytes,
         use8BitMime: message.envelope.bodyType === '8bitmime',
-      } as never,
-      // a Buffer or {path}: never a stream, the pool may re-send after a dropped connection
-      raw: Buffer.isBuffer(message.raw) ? message.raw : { path: message.raw.path },
-    });
+      },
+      Buffer.isBuffer(message.raw) ? message.raw : { path: message.raw.path },
+    );
     return toReport(info as unknown as Parameters<typeof toReport>[0]);
   };
 
@@ -237,7 +222,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
     verify: (onStep) =>
       verifySmtpUpstream(upstream, { clock: deps.clock ?? systemClock, defaultHostname: deps.defaultHostname, credentials: deps.credentials, scrubber }, onStep),
     async close() {
-      transporter.close();
+      pool.close();
     },
   };
 }

@@ -5,9 +5,9 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
+import net, { connect } from 'node:net';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeUpstream } from '../../helpers/fake-upstream.js';
 import { Cleanup, relayWith, upstream } from '../delivery-half/support.js';
 
@@ -55,6 +55,24 @@ describe('greeting without delay', () => {
     const lines = await talkFirst(relay.port, 'EHLO early.test\r\nNOOP\r\n', 2);
     expect(lines[0]).toMatch(/^220 relay\.test ESMTP/);
     expect(lines[1]).toMatch(/^250[ -]relay\.test/);
+  });
+
+  it('sets TCP_NODELAY on the client connection (no Nagle delay on the replies)', async () => {
+    const relay = cleanup.add(await relayWith([]), (r) => r.stop());
+    const noDelay: net.Socket[] = [];
+    const original = net.Socket.prototype.setNoDelay;
+    const spy = vi.spyOn(net.Socket.prototype, 'setNoDelay').mockImplementation(function (this: net.Socket, enable?: boolean) {
+      if (enable !== false) noDelay.push(this);
+      return original.call(this, enable);
+    });
+    try {
+      const lines = await talkFirst(relay.port, 'NOOP\r\n', 2);
+      expect(lines[1]).toMatch(/^250/);
+    } finally {
+      spy.mockRestore();
+    }
+    // the relay's side of the connection is the socket whose local port is the listener's
+    expect(noDelay.some((socket) => socket.localPort === relay.port)).toBe(true);
   });
 
   it("relays 20 messages from Python's smtplib, a new connection for each (a legacy batch job)", async () => {

@@ -1,0 +1,292 @@
+/**
+ * The raw SMTP sender: a pool of nodemailer `SMTPConnection`s that sends the spool's final
+ * bytes as they are.
+ *
+ * Does: keep up to `maxConnections` connections open per upstream (each recycled after
+ *   `maxMessages`), connect (directly or through the HTTP CONNECT proxy), greet, STARTTLS/TLS and
+ *   log in exactly as nodemailer's own pool does (SMTPConnection.connect + login, AUTH forced when
+ *   configured even if the server does not offer it; one XOAuth2 per connection whose
+ *   provisionCallback asks the TokenSource), then per message: MAIL/RCPT/DATA with SIZE and
+ *   BODY=8BITMIME, and the bytes through DotStuffer (dot-stuff.ts). A connection the server
+ *   dropped while it sat idle is retried once on a new one when not a byte of the message was
+ *   sent; an envelope or message refusal resets the session and keeps the connection.
+ * Never: build a MIME tree per message (nodemailer's sendMail runs Mail → MailComposer →
+ *   MimeNode → DataStream for every message, even for `raw`); hand a connection a stream it
+ *   cannot re-read (a {path} body gets a new file stream per attempt); log message content.
+ * Assumes: envelope addresses were accepted by intake (user@domain). They still go through
+ *   MimeNode's envelope normalisation (punycode for an IDN domain, quoting, duplicates), as
+ *   sendMail did.
+ *
+ * The one nodemailer internal used (pinned by test/unit/delivery/smtp-raw-internals.test.ts):
+ * SMTPConnection.send() asks `this._createSendStream(callback)` for the stream it pipes the
+ * message into after the 354, and reads `outByteCount` from it. RawConnection returns a
+ * DotStuffer there instead of nodemailer's DataStream (same bytes out, see dot-stuff.ts); the
+ * rest of _createSendStream (queue the final-reply handler `_actionSMTPStream`, remember the
+ * stream in `_currentDataStream` so close() can unpipe it, pipe it into the socket without
+ * ending it) is copied from nodemailer 10.6.0, minus LMTP and debug logging, which we never use.
+ */
+import { createReadStream } from 'node:fs';
+import type { Socket } from 'node:net';
+import MimeNode from 'nodemailer/lib/mime-node';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import httpProxyClient from 'nodemailer/lib/smtp-connection/http-proxy-client';
+import XOAuth2 from 'nodemailer/lib/xoauth2';
+import type { XOAuth2ProvisionCallback } from 'nodemailer/lib/xoauth2';
+import { DotStuffer } from './dot-stuff.js';
+
+export type RawSmtpAuth =
+  | { readonly type: 'password'; readonly method: 'LOGIN' | 'PLAIN'; readonly user: string; readonly pass: string }
+  | { readonly type: 'oauth2'; readonly user: string; readonly provisionCallback: XOAuth2ProvisionCallback };
+
+export interface RawSmtpPoolOptions {
+  /** host, port, EHLO name, timeouts, TLS mode and material, logger/transactionLog */
+  readonly connection: SMTPConnection.Options;
+  /** when set, every connection logs in, whether or not the server advertises AUTH */
+  readonly auth?: RawSmtpAuth | undefined;
+  /** HTTP CONNECT proxy URL (upstream.proxy) */
+  readonly proxy?: string | undefined;
+  readonly maxConnections: number;
+  /** messages per connection before it is closed and replaced */
+  readonly maxMessages: number;
+}
+
+export interface RawEnvelope {
+  /** '' is the null sender <> */
+  readonly from: string;
+  readonly to: readonly string[];
+  /** SIZE= (when the server offers SIZE) */
+  readonly size: number;
+  /** BODY=8BITMIME (when the server offers 8BITMIME) */
+  readonly use8BitMime: boolean;
+}
+
+/** The message as spooled: in memory, or a file read from the start for every attempt. */
+export type RawBody = Buffer | { readonly path: string };
+
+export interface RawSmtpPool {
+  send(envelope: RawEnvelope, body: RawBody): Promise<SMTPConnection.SentMessageInfo>;
+  /** closes every connection; queued sends fail */
+  close(): void;
+  /** open or opening connections */
+  readonly connections: number;
+}
+
+type SendCallback = (err: Error | null, result?: string) => void;
+
+/** The SMTPConnection members _createSendStream uses (not in nodemailer's type declarations). */
+interface SendStreamInternals {
+  _responseActions: ((reply: string) => void)[];
+  _actionSMTPStream(reply: string, callback: SendCallback): void;
+  _currentDataStream: unknown;
+  _socket: Socket;
+}
+
+/** An SMTPConnection whose message data goes through DotStuffer instead of DataStream. */
+class RawConnection extends SMTPConnection {
+  /** true once the current send started writing message bytes (after the server's 354) */
+  bodyStarted = false;
+
+  _createSendStream(callback: SendCallback): DotStuffer {
+    const self = this as unknown as SendStreamInternals;
+    const stream = new DotStuffer();
+    this.bodyStarted = true;
+    self._responseActions.push((reply) => self._actionSMTPStream(reply, callback));
+    self._currentDataStream = stream;
+    stream.pipe(self._socket, { end: false });
+    stream.once('end', () => {
+      if (self._currentDataStream === stream) self._currentDataStream = false;
+    });
+    return stream;
+  }
+}
+
+interface Slot {
+  readonly connection: RawConnection;
+  messages: number;
+  busy: boolean;
+  retired: boolean;
+}
+
+interface Job {
+  readonly envelope: RawEnvelope;
+  readonly body: RawBody;
+  readonly resolve: (info: SMTPConnection.SentMessageInfo) => void;
+  readonly reject: (err: unknown) => void;
+  /** already retried once after a reused connection turned out dead */
+  retried: boolean;
+}
+
+type SmtpError = Error & { code?: string; responseCode?: number };
+
+/** nodemailer's own notion of a failure that says nothing about the message (errors.js isTransientError). */
+function isTransient(err: SmtpError): boolean {
+  return err.responseCode === 421 || err.code === 'ECONNECTION' || err.code === 'ESOCKET' || err.code === 'ETIMEDOUT';
+}
+
+/** Opens a socket through the HTTP CONNECT proxy, bounded by the connection timeout. */
+function proxiedSocket(proxy: string, options: SMTPConnection.Options): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const timeout = options.connectionTimeout;
+    httpProxyClient(proxy, options.port ?? 25, options.host ?? 'localhost', timeout === undefined ? undefined : { timeout }, (err, socket) => {
+      if (err !== null && err !== undefined) reject(err);
+      else if (socket === undefined) reject(new Error('the proxy returned no socket'));
+      else resolve(socket);
+    });
+  });
+}
+
+export function createRawSmtpPool(options: RawSmtpPoolOptions): RawSmtpPool {
+  const slots = new Set<Slot>();
+  const queue: Job[] = [];
+  let opening = 0;
+  let closed = false;
+  // one MimeNode, used only for its envelope normalisation (setEnvelope replaces the last one)
+  const normalizer = new MimeNode();
+
+  const authData = (): SMTPConnection.AuthenticationType | undefined => {
+    const auth = options.auth;
+    if (auth === undefined) return undefined;
+    if (auth.type === 'password') return { user: auth.user, pass: auth.pass, method: auth.method };
+    // a new XOAuth2 per connection, as nodemailer's pool does: each asks for its own token
+    return { user: auth.user, method: 'XOAUTH2', oauth2: new XOAuth2({ user: auth.user, provisionCallback: auth.provisionCallback }) };
+  };
+
+  const retire = (slot: Slot, how: 'quit' | 'close'): void => {
+    if (slot.retired) return;
+    slot.retired = true;
+    slots.delete(slot);
+    if (how === 'quit') slot.connection.quit();
+    else slot.connection.close();
+  };
+
+  const connect = async (): Promise<Slot> => {
+    const socket = options.proxy === undefined ? undefined : await proxiedSocket(options.proxy, options.connection);
+    const connection = new RawConnection(socket === undefined ? options.connection : { ...options.connection, connection: socket });
+    return new Promise<Slot>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        connection.close();
+        reject(err);
+      };
+      const onEnd = (): void => fail(Object.assign(new Error('Connection closed before the session was ready'), { code: 'ECONNECTION' }));
+      connection.on('error', fail);
+      connection.once('end', onEnd);
+      const ready = (): void => {
+        if (settled) return;
+        settled = true;
+        connection.removeListener('error', fail);
+        connection.removeListener('end', onEnd);
+        const slot: Slot = { connection, messages: 0, busy: false, retired: false };
+        // while a send is in flight its callback gets the error; an idle connection that fails
+        // or that the server closes (idle timeout) just leaves the pool
+        connection.on('error', () => {
+          if (!slot.busy) retire(slot, 'close');
+        });
+        connection.once('end', () => {
+          slot.retired = true;
+          slots.delete(slot);
+        });
+        resolve(slot);
+      };
+      connection.connect((err) => {
+        if (err !== undefined && err !== null) return fail(err);
+        const auth = authData();
+        if (auth === undefined) return ready();
+        // forceAuth: a server that does not advertise AUTH still gets it (and refuses), so a
+        // configured login never silently turns into an unauthenticated send
+        connection.login(auth, (loginErr) => (loginErr !== null && loginErr !== undefined ? fail(loginErr) : ready()));
+      });
+    });
+  };
+
+  const release = (slot: Slot): void => {
+    if (slot.retired) return pump();
+    if (slot.messages >= options.maxMessages) retire(slot, 'quit');
+    else slot.busy = false;
+    pump();
+  };
+
+  const run = (slot: Slot, job: Job): void => {
+    slot.busy = true;
+    const reused = slot.messages > 0;
+    const connection = slot.connection;
+    connection.bodyStarted = false;
+    const normalized = normalizer.setEnvelope({ from: job.envelope.from, to: [...job.envelope.to] }).getEnvelope();
+    const envelope = { from: normalized.from === false ? '' : normalized.from, to: normalized.to, size: job.envelope.size, use8BitMime: job.envelope.use8BitMime };
+    const message = Buffer.isBuffer(job.body) ? job.body : createReadStream(job.body.path);
+    connection.send(envelope, message, (err, info) => {
+      slot.messages += 1;
+      if (err === null || err === undefined) {
+        job.resolve(info!);
+        return release(slot);
+      }
+      const error = err as SmtpError;
+      if (reused && !connection.bodyStarted && isTransient(error) && !job.retried) {
+        // the server dropped a connection that sat idle in the pool, before any message byte:
+        // the message goes out once more, on a new connection
+        job.retried = true;
+        retire(slot, 'close');
+        queue.unshift(job);
+        return pump();
+      }
+      job.reject(err);
+      if ((error.code === 'EENVELOPE' || error.code === 'EMESSAGE') && error.responseCode !== 421 && !connection.destroyed) {
+        // the server refused this message; the session is fine: RSET and keep the connection
+        connection.reset((resetErr) => {
+          if (resetErr !== null && resetErr !== undefined) retire(slot, 'close');
+          release(slot);
+        });
+        return;
+      }
+      retire(slot, 'close');
+      pump();
+    });
+  };
+
+  const open = (): void => {
+    opening += 1;
+    connect().then(
+      (slot) => {
+        opening -= 1;
+        if (closed) return retire(slot, 'close');
+        slots.add(slot);
+        pump();
+      },
+      (err: unknown) => {
+        opening -= 1;
+        // the message this connection was opened for fails with the reason, as in nodemailer's pool
+        queue.shift()?.reject(err);
+        pump();
+      },
+    );
+  };
+
+  function pump(): void {
+    if (closed) return;
+    for (const slot of slots) {
+      if (queue.length === 0) break;
+      if (!slot.busy && !slot.retired) run(slot, queue.shift()!);
+    }
+    while (queue.length > opening && slots.size + opening < options.maxConnections) open();
+  }
+
+  return {
+    send(envelope, body) {
+      if (closed) return Promise.reject(Object.assign(new Error('the upstream transport is closed'), { code: 'ECONNECTION' }));
+      return new Promise((resolve, reject) => {
+        queue.push({ envelope, body, resolve, reject, retried: false });
+        pump();
+      });
+    },
+    close() {
+      closed = true;
+      for (const job of queue.splice(0)) job.reject(Object.assign(new Error('the upstream transport was closed'), { code: 'ECONNECTION' }));
+      for (const slot of [...slots]) retire(slot, slot.busy ? 'close' : 'quit');
+    },
+    get connections() {
+      return slots.size + opening;
+    },
+  };
+}
