@@ -167,6 +167,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         readiness,
         clock,
         adminTokenFile: adminTokenPath(spool.dir),
+        limits: { maxConnections: initial.http.maxConnections, headersTimeoutMs: initial.http.headersTimeoutSeconds * 1000, idleTimeoutMs: initial.http.idleTimeoutSeconds * 1000 },
         status: () => ({ upstreams: health.snapshot(upstreamOrder()), tokens: tokens.snapshot() }),
         admin: {
           list: () => spoolAdmin.list(),

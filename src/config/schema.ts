@@ -224,6 +224,9 @@ const httpSchema = z.strictObject({
   enabled: z.boolean().default(true).describe('Serve the operations HTTP endpoints.'),
   host: line().default('127.0.0.1').describe('Address the HTTP server listens on. Loopback by default; 0.0.0.0 in a container for health checks and scraping. The admin API answers loopback clients with the token from <spoolDir>/admin.token only.'),
   port: z.number().int().min(0).max(65535).default(8025).describe('HTTP port (0 picks a free port).'),
+  maxConnections: z.number().int().min(1).default(64).describe('Most simultaneous HTTP connections; more are closed at once (logged once per minute with a count).'),
+  headersTimeoutSeconds: z.number().positive().default(10).describe('A connection must send its whole request head within this many seconds of connecting (or of its previous request), or it is closed with 408.'),
+  idleTimeoutSeconds: z.number().positive().default(5).describe('A keep-alive connection with no new request is closed after this many seconds.'),
 });
 
 export const configSchema = z

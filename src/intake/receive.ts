@@ -26,7 +26,7 @@ import { createFactsParser } from '../message/parse.js';
 import { runPolicies, DEFAULT_POLICIES } from '../policies/index.js';
 import type { Policy } from '../policies/types.js';
 import { InFlightBudget, type InFlightLease } from './in-flight-budget.js';
-import { IntervalLog } from './interval-log.js';
+import { IntervalLog } from '../core/interval-log.js';
 import { LineEndingTransform } from './line-endings.js';
 import type { IntakeSession } from './smtp-listener.js';
 

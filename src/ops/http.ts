@@ -24,8 +24,10 @@
  */
 import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../core/clock.js';
+import { IntervalLog } from '../core/interval-log.js';
 import type { Logger } from '../core/ports.js';
 import type { SpoolMeta } from '../core/types.js';
 import { AdminGuard, loopbackHostHeaders, publishAdminToken } from './admin-auth.js';
@@ -59,7 +61,21 @@ export interface HttpServerDeps {
   readonly clock?: Clock;
   /** for /healthz; defaults to package.json's version */
   readonly version?: string;
+  /** connection and time caps (http.maxConnections, http.*TimeoutSeconds); defaults below */
+  readonly limits?: Partial<HttpLimits>;
+  /** how often a repeated refusal is logged (default 60 s) */
+  readonly refusalLogIntervalMs?: number;
 }
+
+export interface HttpLimits {
+  readonly maxConnections: number;
+  readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+const DEFAULT_LIMITS: HttpLimits = { maxConnections: 64, headersTimeoutMs: 10_000, idleTimeoutMs: 5_000 };
+/** a request's body (never read) and a response to a slow reader: bounded too */
+const REQUEST_TIMEOUT_FLOOR_MS = 15_000;
 
 export interface HttpServer {
   /** publishes the admin token (when there is an admin API), then listens */
@@ -213,7 +229,16 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     res.end(reply.body);
   };
 
-  const server = createServer((req, res) => {
+  const limits: HttpLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const requestTimeoutMs = Math.max(REQUEST_TIMEOUT_FLOOR_MS, limits.headersTimeoutMs + 5_000);
+  const refusals = new IntervalLog(log, deps.refusalLogIntervalMs ?? 60_000);
+  const server = createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // how often node looks for connections past headersTimeout/requestTimeout (default 30 s)
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  }, (req, res) => {
     // Bodies are never read or logged: drain whatever the client sent so the socket stays usable.
     req.resume();
     handle(req).then(
@@ -228,10 +253,25 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
       },
     );
   });
-  // Bounded waits: a stuck client must not hold the ops port (node's defaults are minutes).
-  server.requestTimeout = 15_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
+  // Bounded connections and waits: idle or slow clients must not hold the ops port (or the
+  // process's file descriptors, which the SMTP listener needs too).
+  server.maxConnections = limits.maxConnections;
+  server.timeout = requestTimeoutMs; // socket inactivity, e.g. a client that stops reading
+  server.on('drop', (dropped?: { remoteAddress?: string }) => {
+    refusals.note('http.refused', { reason: 'max-connections', limit: limits.maxConnections, client: dropped?.remoteAddress });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    // a client that resets or goes away is not a refusal; a timeout or a malformed request is
+    if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') {
+      refusals.note('http.refused', { reason: timedOut ? 'timeout' : 'bad-request', code: err.code, client: (socket as Socket).remoteAddress });
+    }
+    if (socket.writable && !socket.writableEnded) {
+      (socket as Socket).setTimeout(1_000, () => socket.destroy()); // a client that does not read this either
+      socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+    else socket.destroy();
+  });
 
   return {
     guard,
@@ -252,6 +292,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     close() {
       return new Promise<void>((resolve, reject) => {
         if (!server.listening) return resolve();
+        refusals.flush();
         server.close((err) => (err === undefined ? resolve() : reject(err)));
         server.closeAllConnections();
       });

@@ -3,7 +3,7 @@ import type { QueueRow } from '../../../src/ops/spool-admin.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Writable } from 'node:stream';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -400,6 +400,56 @@ describe(createHttpServer.name, () => {
     expect(served).not.toContain(secrets.clientSecret);
   });
 
+  it('caps connections: one past http.maxConnections is closed at once, logged once per interval with a count', async () => {
+    const { base, lines } = await start({ limits: { maxConnections: 3 }, refusalLogIntervalMs: 300 });
+    const port = Number(new URL(base).port);
+    const open = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => resolve(socket));
+        socket.on('error', reject);
+      });
+    const closedWithoutData = (socket: Socket): Promise<string> =>
+      new Promise((resolve) => {
+        let data = '';
+        socket.on('data', (d: Buffer) => (data += d.toString()));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(data));
+      });
+    const held = [await open(), await open(), await open()];
+    try {
+      // wait until the server has counted all three (a connect resolves before the server's accept)
+      await expect.poll(async () => (await fetchStatusOrError(base)) === 'refused', { timeout: 5_000 }).toBe(true);
+      const refused = await Promise.all(Array.from({ length: 5 }, async () => closedWithoutData(await open())));
+      expect(refused).toEqual(['', '', '', '', '']);
+      // the probe that saw the cap, then the five: the first line at once, the rest summed per interval
+      await expect.poll(() => refusalCounts(lines).reduce((a, b) => a + b, 0), { timeout: 5_000 }).toBe(6);
+      expect(refusalCounts(lines)[0]).toBe(1);
+      expect(refusalCounts(lines).length).toBeLessThanOrEqual(3);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+    // capacity comes back once the held connections are gone
+    await expect.poll(async () => (await fetchStatusOrError(base)) === 200, { timeout: 5_000 }).toBe(true);
+  });
+
+  it('closes a connection that sends no request, or only part of its head, after http.headersTimeoutSeconds with 408', async () => {
+    const { base, lines } = await start({ limits: { headersTimeoutMs: 500 }, refusalLogIntervalMs: 60_000 });
+    const port = Number(new URL(base).port);
+    const until = (partial: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(partial));
+        let data = '';
+        socket.on('data', (d: Buffer) => (data += d.toString()));
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+      });
+    const [silent, slow] = await Promise.all([until(''), until('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n')]);
+    expect(slow).toMatch(/^HTTP\/1\.1 408 /);
+    expect(silent).toMatch(/^HTTP\/1\.1 408 /);
+    const refusals = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.msg === 'http.refused');
+    expect(refusals[0]).toMatchObject({ reason: 'timeout', count: 1 });
+  });
+
   it('listens on ::1 too, and close() ends keep-alive connections', async () => {
     const { logger } = memoryLogger();
     const server = createHttpServer({
@@ -425,3 +475,24 @@ describe(createHttpServer.name, () => {
     await expect(fetch(`http://[::1]:${address.port}/healthz`)).rejects.toThrow();
   });
 });
+
+/** 200 when /healthz answers, 'refused' when the connection is closed without an answer (raw socket, no keep-alive) */
+function fetchStatusOrError(base: string): Promise<number | 'refused'> {
+  return new Promise((resolve) => {
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      const status = /^HTTP\/1\.1 (\d{3}) /.exec(data)?.[1];
+      resolve(status === undefined ? 'refused' : Number(status));
+    });
+  });
+}
+
+function refusalCounts(lines: readonly string[]): number[] {
+  return lines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.msg === 'http.refused' && r.reason === 'max-connections')
+    .map((r) => r.count as number);
+}

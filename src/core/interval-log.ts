@@ -1,5 +1,6 @@
 /**
- * Rate-limited logging for events a flood repeats (refused connections, sessions cut off).
+ * Rate-limited logging for events a flood repeats (refused connections, sessions cut off), for
+ * both listeners (intake's SMTP and ops' HTTP), so it lives in core/.
  *
  * Does: log the first occurrence of an event at once (`count: 1`), then count further
  *   occurrences for `intervalMs` and log one line with their `count` when the interval ends;
@@ -7,7 +8,7 @@
  * Never: log one line per occurrence under a flood; keep the process alive (timers unref'd).
  * Assumes: `fields` carry no secrets (client addresses, reasons, limits).
  */
-import type { Logger } from '../core/ports.js';
+import type { Logger } from './ports.js';
 
 interface Window {
   suppressed: number;
