@@ -207,7 +207,7 @@ describe('docker/config.docker.json', () => {
     expect(config.listen).toMatchObject({ host: '0.0.0.0', port: 25 });
     expect(config.listen.allowedClients).toEqual(['127.0.0.0/8', '::1/128', '172.16.0.0/12', '10.0.0.0/8', '192.168.0.0/16']);
     expect(config.delivery.spoolDir).toBe('/var/spool/smtp-sidecar');
-    expect(config.http).toEqual({ enabled: true, host: '0.0.0.0', port: 8025 });
+    expect(config.http).toMatchObject({ enabled: true, host: '0.0.0.0', port: 8025 });
     const auth = config.upstreams[0]?.auth;
     expect(auth?.type === 'oauth2' && auth.clientSecret).toBe('secret-from-file');
   });
