@@ -39,6 +39,8 @@ export { OUTBOX };
 
 /** Keys the running listener or spool cannot change: they take effect at the next start. */
 const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level'];
+/** How often the relay deletes failed mail older than delivery.failedRetentionDays. */
+const FAILED_RETENTION_CHECK_MS = 3_600_000;
 
 export interface AppOverrides {
   readonly clock?: Clock;
@@ -98,7 +100,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   let current: Config = initial;
   const config = () => current;
   const clock = overrides.clock ?? systemClock;
-  const logger = overrides.logger ?? createLogger({ level: initial.log.level });
+  const logger = overrides.logger ?? createLogger({ level: initial.log.level, format: initial.log.format });
   const random = overrides.random ?? Math.random;
   const spool = overrides.spool ?? new FsSpool({ dir: resolve(initial.delivery.spoolDir), fsync: initial.delivery.fsync, clock, log: logger });
   const health = new UpstreamHealth(clock, () => config().delivery.upstreamDownSeconds);
@@ -126,6 +128,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     queue: async () => summarizeQueue((await spool.list()).map((e) => e.meta.receivedAt), clock.now()),
     upstreams: () => health.snapshot(upstreamOrder()),
     tokens: () => tokens.snapshot(),
+    failed: () => spool.failedQids().then((qids) => qids.length),
   });
   tokens.onFetched = (upstream, expiresOnMs) => metrics.tokenFetched(upstream, expiresOnMs);
 
@@ -150,6 +153,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     onRejected: (reason) => metrics.rejected(reason),
   });
   let allowed = buildAllowList(initial.listen.allowedClients);
+  let retention: NodeJS.Timeout | undefined;
   const listener = createSmtpListener(initial.listen, { isClientAllowed: (a) => allowed(a), onMessage: receiver }, logger);
   const readiness = createReadinessCheck({
     isListening: () => listener.listening,
@@ -157,7 +161,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     upstreams: () => health.snapshot(upstreamOrder()),
     tokens: () => tokens.snapshot(),
   });
-  const spoolAdmin = new SpoolAdmin({ spool, clock, onRetry: (qid) => dispatcher.retryNow(qid), onRemove: (qid) => dispatcher.forget(qid) });
+  const spoolAdmin = new SpoolAdmin({ spool, clock, logger, onRetry: (qid) => dispatcher.retryNow(qid), onRemove: (qid) => dispatcher.forget(qid) });
   const http = initial.http.enabled
     ? createHttpServer({
         host: initial.http.host,
@@ -171,10 +175,15 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         status: () => ({ upstreams: health.snapshot(upstreamOrder()), tokens: tokens.snapshot() }),
         admin: {
           list: () => spoolAdmin.list(),
+          failedCount: () => spoolAdmin.failedCount(),
+          listFailed: () => spoolAdmin.listFailed(),
           show: (qid) => spoolAdmin.show(qid),
-          retry: async (qid) => (await spoolAdmin.retry(qid)) !== undefined,
-          retryAll: async () => (await spoolAdmin.retryAll()).length,
-          remove: (qid) => spoolAdmin.remove(qid),
+          retry: async (qid, actor) => (await spoolAdmin.retry(qid, actor)) !== undefined,
+          retryAll: async (actor) => (await spoolAdmin.retryAll(actor)).length,
+          remove: (qid, actor) => spoolAdmin.remove(qid, actor),
+          requeue: async (qid, actor) => (await spoolAdmin.requeue(qid, actor)) !== undefined,
+          requeueAll: async (actor) => (await spoolAdmin.requeueAll(actor)).length,
+          purgeFailed: async (olderThanMs, actor) => (await spoolAdmin.purgeFailed(olderThanMs, actor)).length,
         },
       })
     : undefined;
@@ -211,6 +220,13 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       const address = await listener.listen();
       logger.info({ host: cfg.listen.host, port: address.port, hostname: cfg.listen.hostname }, 'listening');
       dispatcher.start(recovered.entries);
+      const purgeExpiredFailed = async () => {
+        const days = config().delivery.failedRetentionDays;
+        if (days > 0) await spoolAdmin.purgeFailed(days * 86_400_000, { by: 'relay' }).catch((err: unknown) => logger.error({ err }, 'failed.retention-error'));
+      };
+      await purgeExpiredFailed(); // start resolves once expired failed mail is gone
+      retention = setInterval(() => void purgeExpiredFailed(), FAILED_RETENTION_CHECK_MS);
+      retention.unref();
       let httpPort: number | undefined;
       if (http !== undefined) {
         httpPort = (await http.listen()).port;
@@ -242,6 +258,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     },
     async stop() {
       logger.info({ openConnections: listener.openConnections }, 'stopping');
+      clearInterval(retention);
       await listener.close();
       await dispatcher.stop();
       await upstreams.close();

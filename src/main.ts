@@ -19,7 +19,7 @@ Commands:
   validate   check a config file (and with --connect, each upstream)
   encrypt    encrypt a secret from stdin for the config file (enc:...)
   send-test  send a test message through the upstreams (or --via a running relay)
-  queue      list | show QID | retry QID | retry --all | delete QID
+  queue      list [--failed] | show QID | retry QID|--all | delete QID | requeue QID|--all | purge --failed
   sendmail   the sendmail command line (cron, PHP mail(), scripts): submit stdin to the relay
              (also what runs when this program is installed as /usr/sbin/sendmail)
 
@@ -49,6 +49,8 @@ async function main(argv: string[], invokedAs: string): Promise<number> {
         via: { type: 'string' },
         json: { type: 'boolean', default: false },
         all: { type: 'boolean', default: false },
+        failed: { type: 'boolean', default: false },
+        'older-than': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: command === 'queue',
@@ -71,7 +73,7 @@ async function main(argv: string[], invokedAs: string): Promise<number> {
       return sendTestCommand({ config: values.config, to: values.to, from: values.from, upstream: values.upstream, via: values.via }, io);
     case 'queue':
       if (values.help) return io.stdout(QUEUE_HELP), EXIT.OK;
-      return queueCommand({ config: values.config, args: positionals, json: values.json, all: values.all }, io);
+      return queueCommand({ config: values.config, args: positionals, json: values.json, all: values.all, failed: values.failed, olderThan: values['older-than'] }, io);
     case 'encrypt':
       if (values.help) return io.stdout(ENCRYPT_HELP), EXIT.OK;
       return encryptCommand(io);

@@ -24,7 +24,7 @@ refused and the running config stays).
 
 Options:
   --config FILE   config file (default: ./config.json)
-  --pretty        human-readable logs (pino-pretty) instead of JSON lines
+  --pretty        one human line per event instead of JSON lines (as log.format "line")
   --watch         reload when the config file changes (as on SIGHUP)
 `;
 
@@ -46,7 +46,7 @@ export function reloadFromFile(path: string, app: App, io: CliIo, logger: Logger
 export async function startCommand(options: { config: string; pretty: boolean; watch?: boolean }, io: CliIo): Promise<number> {
   const config = loadConfigOrReport(options.config, io);
   if (config === undefined) return EXIT.USAGE_OR_CONFIG;
-  const logger = createLogger({ level: config.log.level, pretty: options.pretty });
+  const logger = createLogger({ level: config.log.level, format: options.pretty ? 'line' : config.log.format });
   const app = createApp(config, { logger });
   try {
     await app.start();

@@ -131,6 +131,11 @@ const deliverySchema = z.strictObject({
   concurrency: z.number().int().min(1).default(20).describe('Most messages in delivery at once across all upstreams.'),
   upstreamDownSeconds: z.number().min(0).default(60).describe('How long an upstream that failed is skipped before it is probed again.'),
   retry: retrySchema.prefault({}).describe('Retry backoff and the lifetime of a queued message.'),
+  failedRetentionDays: z
+    .number()
+    .min(0)
+    .default(30)
+    .describe('Failed messages (failed/) older than this many days are deleted by the relay (checked at start and hourly); 0 keeps them until an admin purges them.'),
 });
 
 const tlsSchema = z.strictObject({
@@ -218,6 +223,10 @@ const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Lowest level logged.'),
   trace: z.enum(['off', 'summary', 'detail']).default('summary').describe('off | summary (one delivery line per recipient) | detail (adds the upstream SMTP transcript, AUTH masked, whatever log.level is). Switches on reload.'),
   subjects: z.boolean().default(false).describe('Log message subjects (off for privacy).'),
+  format: z
+    .enum(['json', 'line'])
+    .default('json')
+    .describe('json: one JSON object per line (for jq and log shippers); line: one human line per event, Postfix style (to=<...>, relay=..., delay=..., dsn=..., status=sent (250 ...)). start --pretty forces line.'),
 });
 
 const httpSchema = z.strictObject({

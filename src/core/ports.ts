@@ -14,6 +14,13 @@ export interface FailureReason {
   readonly failedAt: string;
 }
 
+/** A message in failed/: its metadata, why it failed (when the reason file is readable) and its bytes. */
+export interface FailedEntry {
+  readonly meta: SpoolMeta;
+  readonly reason: FailureReason | undefined;
+  readonly emlPath: string;
+}
+
 export interface RecoveryReport {
   readonly removedTmp: number;
   readonly quarantined: readonly string[];
@@ -38,6 +45,15 @@ export interface Spool {
   remove(qid: string): Promise<void>;
   /** Undeliverable: move to failed/ with the reason beside it. */
   fail(qid: string, reason: FailureReason): Promise<void>;
+  /** The qids in queue/ from the directory listing alone (no file is read): cheap counts and paging. */
+  queuedQids(): Promise<string[]>;
+  /** The qids in failed/ from the directory listing alone. */
+  failedQids(): Promise<string[]>;
+  readFailed(qid: string): Promise<FailedEntry | undefined>;
+  /** Moves a failed entry back into queue/ with `meta` (its bytes untouched); the reason file goes. */
+  requeue(meta: SpoolMeta): Promise<SpoolEntry>;
+  /** Deletes a failed entry for good. */
+  removeFailed(qid: string): Promise<void>;
   /** Whether a small file can be written and fsynced right now (readiness). */
   probeWritable(): Promise<boolean>;
 }

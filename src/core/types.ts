@@ -125,6 +125,10 @@ export interface SpoolMeta {
   readonly envelope: Envelope;
   readonly client: ClientInfo;
   readonly receivedAt: string; // ISO 8601
+  /** the envelope sender the client gave (MAIL FROM), before the From policy rewrote `envelope.mailFrom` */
+  readonly originalMailFrom?: string;
+  /** set when an admin moved the message back from failed/: the first receipt (receivedAt restarts the lifetime) */
+  readonly firstReceivedAt?: string;
   readonly sizeBytes: number;
   readonly facts: {
     readonly from: string | undefined;

@@ -158,6 +158,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
         envelope: outcome.envelope,
         client: { address: session.remoteAddress, port: session.remotePort, heloName: session.heloName },
         receivedAt: new Date(receivedAtMs).toISOString(),
+        originalMailFrom: session.envelope.mailFrom,
         sizeBytes: finalHeader.length + bodySource.length,
         facts: {
           from: parsed.from[0]?.address,

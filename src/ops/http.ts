@@ -6,8 +6,8 @@
  * GET /metrics (Prometheus text), GET /status (the app's secret-free status object, when given)
  * and the admin routes below, delegating to AdminHandlers; every answer is JSON except /metrics;
  * 404 for unknown paths, 405 (with Allow) for a wrong method.
- * Every admin request writes nothing but a refusal or, for a retry or delete, an audit log line
- * (`admin.retry`, `admin.deleted`: qid, client address, user agent).
+ * Every admin request writes nothing but a refusal or, for an action, the handlers' audit line
+ * (`admin`: action, qid, recipients, by, peer, user agent, result; see spool-admin.ts).
  * Never: reads or logs request bodies; serves the config (there is no config endpoint, keep it
  * that way); lets a request reach the admin API without passing AdminGuard (admin-auth.ts:
  * loopback peer, exact loopback Host, no cross-site request, the per-process Bearer token);
@@ -15,12 +15,18 @@
  * Assumes: the status and readiness objects it is given are already free of secrets,
  * recipients and subjects; the admin token file's directory exists when listen() is called.
  *
- * Admin routes (token required):
- *   GET    /admin/queue              list
- *   GET    /admin/queue/:qid         show
- *   POST   /admin/queue/:qid/retry   retry one now
- *   POST   /admin/queue/retry-all    retry every queued message now
- *   DELETE /admin/queue/:qid         remove one
+ * Admin routes (token required; each action is audited by the handlers, with who asked: `cli`
+ * when the request carries `X-Smtp-Sidecar-Client: cli`, else `api`, the peer address:port and
+ * the user agent):
+ *   GET    /admin/queue                          list (+ failedCount)
+ *   GET    /admin/queue/:qid                     show (queued or failed)
+ *   POST   /admin/queue/:qid/retry               retry one now
+ *   POST   /admin/queue/retry-all                retry every queued message now
+ *   DELETE /admin/queue/:qid                     remove one (queued or failed)
+ *   GET    /admin/failed                         list failed mail
+ *   POST   /admin/failed/:qid/requeue            move one back into the queue, due now
+ *   POST   /admin/failed/requeue-all             requeue every failed message
+ *   POST   /admin/failed/purge?olderThanSeconds=N  delete failed mail older than N seconds (0 or absent: all)
  */
 import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -29,22 +35,42 @@ import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../core/clock.js';
 import { IntervalLog } from '../core/interval-log.js';
 import type { Logger } from '../core/ports.js';
-import type { SpoolMeta } from '../core/types.js';
 import { AdminGuard, loopbackHostHeaders, publishAdminToken } from './admin-auth.js';
-import type { QueueRow } from './spool-admin.js';
+import type { Actor, FailedRow, QueueRow, ShownMessage } from './spool-admin.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ReadinessReport } from './readiness.js';
 
 export interface AdminHandlers {
   list(): Promise<readonly QueueRow[]>;
+  failedCount(): Promise<number>;
+  listFailed(): Promise<readonly FailedRow[]>;
   /** undefined when there is no such message (404) */
-  show(qid: string): Promise<SpoolMeta | undefined>;
+  show(qid: string): Promise<ShownMessage | undefined>;
   /** false when there is no such message (404) */
-  retry(qid: string): Promise<boolean>;
+  retry(qid: string, actor: Actor): Promise<boolean>;
   /** how many messages were scheduled for an immediate retry */
-  retryAll(): Promise<number>;
-  /** false when there is no such message (404) */
-  remove(qid: string): Promise<boolean>;
+  retryAll(actor: Actor): Promise<number>;
+  /** false when there is no such message, queued or failed (404) */
+  remove(qid: string, actor: Actor): Promise<boolean>;
+  /** false when there is no such failed message (404) */
+  requeue(qid: string, actor: Actor): Promise<boolean>;
+  requeueAll(actor: Actor): Promise<number>;
+  /** how many failed messages were deleted */
+  purgeFailed(olderThanMs: number, actor: Actor): Promise<number>;
+}
+
+/** Who sent an admin request, for the audit line (the CLI says so in a header; it cannot prove it). */
+export function actorOf(req: IncomingMessage, by?: Actor['by']): Actor {
+  const peer = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+  const cli = req.headers['x-smtp-sidecar-client'] === 'cli';
+  const user = req.headers['x-smtp-sidecar-user'];
+  const agent = req.headers['user-agent'];
+  return {
+    by: by ?? (cli ? 'cli' : 'api'),
+    peer,
+    ...(cli && typeof user === 'string' && /^[\w.@-]{1,64}$/.test(user) ? { user } : {}),
+    ...(typeof agent === 'string' && agent !== '' ? { userAgent: agent.slice(0, 200) } : {}),
+  };
 }
 
 export interface HttpServerDeps {
@@ -127,23 +153,29 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     allowedHosts: () => (listeningPort === undefined ? [] : loopbackHostHeaders(listeningPort)),
   });
 
-  const adminRoute = (path: string, req: IncomingMessage): Route | undefined => {
+  const adminRoute = (path: string, req: IncomingMessage, url: URL): Route | undefined => {
     const admin = deps.admin;
     if (admin === undefined) return undefined;
-    if (path === '/admin/queue') return { methods: { GET: async () => json(200, { messages: await admin.list() }) } };
-    if (path === '/admin/queue/retry-all') return { methods: { POST: async () => json(200, { retried: await admin.retryAll() }) } };
+    const actor = () => actorOf(req);
+    const missing = (qid: string, what = 'queued') => json(404, { error: `no ${what} message ${qid}` });
+    if (path === '/admin/queue') return { methods: { GET: async () => json(200, { messages: await admin.list(), failedCount: await admin.failedCount() }) } };
+    if (path === '/admin/queue/retry-all') return { methods: { POST: async () => json(200, { retried: await admin.retryAll(actor()) }) } };
+    if (path === '/admin/failed') return { methods: { GET: async () => json(200, { messages: await admin.listFailed() }) } };
+    if (path === '/admin/failed/requeue-all') return { methods: { POST: async () => json(200, { requeued: await admin.requeueAll(actor()) }) } };
+    if (path === '/admin/failed/purge') {
+      const raw = url.searchParams.get('olderThanSeconds') ?? '0';
+      if (!/^\d{1,12}$/.test(raw)) throw new HttpProblem(400, 'olderThanSeconds must be a whole number of seconds');
+      return { methods: { POST: async () => json(200, { purged: await admin.purgeFailed(Number(raw) * 1000, actor()) }) } };
+    }
+    const requeue = /^\/admin\/failed\/([^/]+)\/requeue$/.exec(path);
+    if (requeue !== null) {
+      const qid = checkedQid(requeue[1]);
+      return { methods: { POST: async () => ((await admin.requeue(qid, actor())) ? json(200, { requeued: qid }) : missing(qid, 'failed')) } };
+    }
     const retry = /^\/admin\/queue\/([^/]+)\/retry$/.exec(path);
     if (retry !== null) {
       const qid = checkedQid(retry[1]);
-      return {
-        methods: {
-          POST: async () => {
-            if (!(await admin.retry(qid))) return json(404, { error: `no queued message ${qid}` });
-            audit('admin.retry', qid, req);
-            return json(200, { retried: qid });
-          },
-        },
-      };
+      return { methods: { POST: async () => ((await admin.retry(qid, actor())) ? json(200, { retried: qid }) : missing(qid)) } };
     }
     const one = /^\/admin\/queue\/([^/]+)$/.exec(path);
     if (one !== null) {
@@ -152,24 +184,16 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
         methods: {
           GET: async () => {
             const row = await admin.show(qid);
-            return row === undefined ? json(404, { error: `no queued message ${qid}` }) : json(200, row);
+            return row === undefined ? missing(qid, 'queued or failed') : json(200, row);
           },
-          DELETE: async () => {
-            if (!(await admin.remove(qid))) return json(404, { error: `no queued message ${qid}` });
-            audit('admin.deleted', qid, req);
-            return json(200, { removed: qid });
-          },
+          DELETE: async () => ((await admin.remove(qid, actor())) ? json(200, { removed: qid }) : missing(qid, 'queued or failed')),
         },
       };
     }
     return undefined;
   };
 
-  const audit = (event: string, qid: string, req: IncomingMessage) => {
-    log.info({ audit: true, qid, client: req.socket.remoteAddress, userAgent: req.headers['user-agent'] }, event);
-  };
-
-  const route = (path: string, req: IncomingMessage): Route | undefined => {
+  const route = (path: string, req: IncomingMessage, url: URL): Route | undefined => {
     switch (path) {
       case '/healthz':
         return { methods: { GET: async () => json(200, { status: 'ok', uptimeSeconds: Math.max(0, Math.floor((clock.now() - startedAtMs) / 1000)), version }) } };
@@ -193,12 +217,13 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
         return status === undefined ? undefined : { methods: { GET: async () => json(200, status()) } };
       }
       default:
-        return path === '/admin' || path.startsWith('/admin/') ? adminRoute(path, req) : undefined;
+        return path === '/admin' || path.startsWith('/admin/') ? adminRoute(path, req, url) : undefined;
     }
   };
 
   const handle = async (req: IncomingMessage): Promise<Reply> => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
     if (deps.admin !== undefined && (path === '/admin' || path.startsWith('/admin/'))) {
       const verdict = guard.check({ method: req.method, remoteAddress: req.socket.remoteAddress, headers: req.headers });
       if (!verdict.ok) {
@@ -206,7 +231,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
         throw new HttpProblem(verdict.status, verdict.reason);
       }
     }
-    const found = route(path, req);
+    const found = route(path, req, url);
     if (found === undefined) throw new HttpProblem(404, `no such endpoint ${path}`);
     const handler = found.methods[req.method ?? 'GET'];
     if (handler === undefined) {

@@ -2,10 +2,13 @@
  * The pino logger: JSON lines on stdout, fields first, then a fixed event name (`msg`).
  *
  * Does: redact every secret-bearing path (pino's `*` matches one level only, so each
- * path is listed explicitly). Never: log message bodies, passwords, client secrets,
+ * path is listed explicitly); write level names ("info", "warn"), not pino's numbers; with
+ * `format: 'line'` write one human line per event instead (ops/log-line.ts, no extra package,
+ * so it works in a production install). Never: log message bodies, passwords, client secrets,
  * private keys or access tokens.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { formatLogLine } from './log-line.js';
 
 /** Every path where a secret could sit in a logged object. */
 export const REDACT_PATHS = [
@@ -35,9 +38,20 @@ export const REDACT_PATHS = [
 
 export interface LoggerOptions {
   readonly level?: string;
-  readonly pretty?: boolean;
+  /** json (default): JSON lines; line: one human line per event (log.format, start --pretty) */
+  readonly format?: 'json' | 'line';
   /** where lines go; defaults to stdout */
   readonly destination?: DestinationStream;
+}
+
+/** Passes each JSON line through the human formatter on its way to `target`. */
+function lineDestination(target: DestinationStream): DestinationStream {
+  const flushable = target as DestinationStream & { flush?: (cb?: (err?: Error) => void) => void; flushSync?: () => void };
+  return Object.assign(
+    { write: (chunk: string) => void target.write(formatLogLine(chunk)) },
+    flushable.flush !== undefined ? { flush: (cb?: (err?: Error) => void) => flushable.flush?.(cb) } : {},
+    flushable.flushSync !== undefined ? { flushSync: () => flushable.flushSync?.() } : {},
+  );
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -46,9 +60,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     base: { pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
   };
-  if (options.pretty === true && options.destination === undefined) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname' } } });
-  }
-  return pino(base, options.destination ?? pino.destination({ dest: 1, sync: false }));
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  return pino(base, options.format === 'line' ? lineDestination(destination) : destination);
 }

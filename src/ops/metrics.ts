@@ -3,8 +3,8 @@
  *
  * Does: count messages received/rejected and recipients delivered/deferred/failed per upstream,
  * time receipt-to-delivery in a histogram, count token fetches and keep each token's expiry;
- * compute the queue depth, the oldest message's age, upstream up/down and token expiry at
- * scrape time from the sources given at creation.
+ * compute the queue depth, the oldest message's age, the failed-mail count, upstream up/down and
+ * token expiry at scrape time from the sources given at creation.
  * Never: uses prom-client's global default registry (two relays in one process, or two tests,
  * must not share counters); puts message content, addresses or secrets in a label (labels are
  * upstream names and rejection reason codes only, so cardinality stays bounded).
@@ -50,6 +50,8 @@ export interface MetricsSources {
   readonly queue?: () => MaybePromise<QueueSnapshot>;
   readonly upstreams?: () => readonly UpstreamUp[];
   readonly tokens?: () => readonly TokenExpiry[];
+  /** messages in failed/: a directory listing, no file read (cheap enough for every scrape) */
+  readonly failed?: () => MaybePromise<number>;
 }
 
 export interface RelayMetrics {
@@ -159,6 +161,17 @@ export function createMetrics(sources: MetricsSources = {}): RelayMetrics {
       registers: [registry],
       async collect() {
         this.set((await snapshot()).oldestAgeSeconds);
+      },
+    });
+  }
+  if (sources.failed !== undefined) {
+    const failed = sources.failed;
+    new Gauge({
+      name: name('failed_messages'),
+      help: 'Messages in the spool\'s failed/ directory, waiting for an admin (queue list --failed) or for delivery.failedRetentionDays.',
+      registers: [registry],
+      async collect() {
+        this.set(await failed());
       },
     });
   }

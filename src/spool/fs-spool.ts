@@ -19,7 +19,7 @@
 import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { RelayError } from '../core/errors.js';
-import type { FailureReason, Logger, RecoveryReport, Spool } from '../core/ports.js';
+import type { FailedEntry, FailureReason, Logger, RecoveryReport, Spool } from '../core/ports.js';
 import type { BodySource, SpoolEntry, SpoolMeta } from '../core/types.js';
 import { GroupCommitter } from './group-commit.js';
 import { checkMeta, compareByReceivedAt } from './meta-check.js';
@@ -204,6 +204,76 @@ export class FsSpool implements Spool {
     this.log?.warn({ qid, reason: reason.reason }, 'spool.failed');
   }
 
+  async queuedQids(): Promise<string[]> {
+    return this.qidsIn('queue');
+  }
+
+  async failedQids(): Promise<string[]> {
+    return this.qidsIn('failed');
+  }
+
+  async readFailed(qid: string): Promise<FailedEntry | undefined> {
+    checkedQid(qid);
+    const emlPath = this.pathOf('failed', `${qid}.eml`);
+    let bytes: Buffer;
+    try {
+      bytes = await this.fs.readFile(this.pathOf('failed', `${qid}.json`));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `failed meta of ${qid} unreadable: ${describe(err)}` });
+    }
+    const checked = checkMeta(bytes, qid);
+    if (!checked.ok) throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `failed meta of ${qid} invalid: ${checked.problem}` });
+    if ((await this.fs.stat(emlPath)) === undefined) return undefined; // a half-finished requeue or removal
+    let reason: FailureReason | undefined;
+    try {
+      reason = JSON.parse((await this.fs.readFile(this.pathOf('failed', `${qid}.reason.json`))).toString('utf8')) as FailureReason;
+    } catch {
+      reason = undefined; // the entry stays usable without its reason
+    }
+    return { meta: checked.meta, reason, emlPath };
+  }
+
+  /**
+   * Order: the new meta is written durably in tmp/ first; then the .eml moves into queue/, then
+   * the .json (an entry exists only once its .json is there), then failed/'s .json and reason go.
+   * A crash in between leaves at worst a queue/ .eml without .json, which recovery quarantines
+   * (bytes kept), never a lost message.
+   */
+  async requeue(meta: SpoolMeta): Promise<SpoolEntry> {
+    const qid = checkedQid(meta.qid);
+    const tmpJson = this.pathOf('tmp', `${qid}.${makeQid(this.clock.now())}.meta`);
+    const queueEml = this.pathOf('queue', `${qid}.eml`);
+    try {
+      await this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)]));
+      try {
+        await this.fs.rename(this.pathOf('failed', `${qid}.eml`), queueEml);
+      } catch (err) {
+        await this.removeQuietly([tmpJson]);
+        throw err;
+      }
+      await this.fs.rename(tmpJson, this.pathOf('queue', `${qid}.json`));
+      await this.syncDir('queue');
+      await this.unlinkIfPresent(this.pathOf('failed', `${qid}.json`));
+      await this.unlinkIfPresent(this.pathOf('failed', `${qid}.reason.json`));
+      await this.syncDir('failed');
+    } catch (err) {
+      this.log?.error({ qid, err }, 'spool.requeue_failed');
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool requeue of ${qid} failed: ${describe(err)}` });
+    }
+    return { meta, emlPath: queueEml };
+  }
+
+  async removeFailed(qid: string): Promise<void> {
+    checkedQid(qid);
+    try {
+      for (const name of [`${qid}.json`, `${qid}.eml`, `${qid}.reason.json`]) await this.unlinkIfPresent(this.pathOf('failed', name));
+    } catch (err) {
+      this.log?.error({ qid, err }, 'spool.remove_failed_failed');
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool removal of failed ${qid} failed: ${describe(err)}` });
+    }
+  }
+
   async probeWritable(): Promise<boolean> {
     const probePath = this.pathOf('tmp', `probe${makeQid(this.clock.now())}.tmp`);
     try {
@@ -302,6 +372,24 @@ export class FsSpool implements Spool {
       await this.removeQuietly([path]);
       throw err;
     }
+  }
+
+  /** qids of the entries (.json files, reason files excluded) in a directory, sorted (qids sort by creation time). */
+  private async qidsIn(subdir: 'queue' | 'failed'): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await this.fs.readdir(this.pathOf(subdir));
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    const qids: string[] = [];
+    for (const name of names) {
+      if (name.endsWith('.reason.json')) continue;
+      const qid = qidOfName(name, '.json');
+      if (qid !== undefined) qids.push(qid);
+    }
+    return qids.sort();
   }
 
   /** fsync of a spool directory, shared by every caller waiting at the same time. */

@@ -4,7 +4,7 @@
  * `failNext(op)` makes the next call of that operation throw (a full disk), and `calls` keeps
  * the order of operations for assertions.
  */
-import type { FailureReason, RecoveryReport, Spool } from '../../src/core/ports.js';
+import type { FailedEntry, FailureReason, RecoveryReport, Spool } from '../../src/core/ports.js';
 import type { BodySource, SpoolEntry, SpoolMeta } from '../../src/core/types.js';
 import { RelayError } from '../../src/core/errors.js';
 
@@ -75,6 +75,31 @@ export class MemorySpool implements Spool {
     if (found === undefined) throw new Error(`memory spool: no entry ${qid}`);
     this.queue.delete(qid);
     this.failed.set(qid, { ...found, reason });
+  }
+
+  async queuedQids(): Promise<string[]> {
+    return [...this.queue.keys()].sort();
+  }
+
+  async failedQids(): Promise<string[]> {
+    return [...this.failed.keys()].sort();
+  }
+
+  async readFailed(qid: string): Promise<FailedEntry | undefined> {
+    const found = this.failed.get(qid);
+    return found === undefined ? undefined : { meta: found.meta, reason: found.reason, emlPath: `${this.dir}/failed/${qid}.eml` };
+  }
+
+  async requeue(meta: SpoolMeta): Promise<SpoolEntry> {
+    const found = this.failed.get(meta.qid);
+    if (found === undefined) throw new Error(`memory spool: no failed entry ${meta.qid}`);
+    this.failed.delete(meta.qid);
+    this.queue.set(meta.qid, { meta, bytes: found.bytes });
+    return this.entry(meta);
+  }
+
+  async removeFailed(qid: string): Promise<void> {
+    this.failed.delete(qid);
   }
 
   async probeWritable(): Promise<boolean> {

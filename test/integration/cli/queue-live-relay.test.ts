@@ -49,13 +49,17 @@ describe('queue against a running relay', () => {
     const retry = captureIo();
     expect(await queueCommand({ config: configPath, args: ['retry', qids[0]!], json: false, all: false }, retry)).toBe(0);
     await relay.logs.waitFor('deferred', (r) => r.qid === qids[0] && r.attempts === 2);
+    // the relay's own log has the audit line: what, which message, for whom, who asked, the result
+    expect(relay.logs.events('admin')).toEqual([
+      expect.objectContaining({ action: 'retry', qid: qids[0], recipients: ['one@dest.test'], by: 'cli', peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown, result: 'scheduled' }),
+    ]);
 
     const del = captureIo();
     expect(await queueCommand({ config: configPath, args: ['delete', qids[1]!], json: false, all: false }, del)).toBe(0);
     expect(existsSync(join(relay.spoolDir, 'queue', `${qids[1]}.json`))).toBe(false);
     // the CLI went through the API (the relay wrote the audit lines), not the spool files
-    expect(relay.logs.events('admin.retry').map((r) => r.qid)).toEqual([qids[0]]);
-    expect(relay.logs.events('admin.deleted')).toEqual([expect.objectContaining({ audit: true, qid: qids[1], client: '127.0.0.1' })]);
+    await relay.logs.waitFor('admin', (r) => r.action === 'delete' && r.qid === qids[1] && r.result === 'deleted' && r.by === 'cli');
+    expect(relay.logs.events('admin').map((r) => `${String(r.action)} ${String(r.qid)}`)).toEqual([`retry ${qids[0]}`, `delete ${qids[1]}`]);
 
     // the remaining one is delivered once an upstream answers and an admin retries all
     upstream = await startFakeUpstream();

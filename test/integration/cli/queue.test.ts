@@ -4,7 +4,8 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { queueCommand, renderQueue } from '../../../src/cli/queue.js';
+import { parseAge, queueCommand } from '../../../src/cli/queue.js';
+import { describeSender, renderQueue } from '../../../src/cli/queue-render.js';
 import { SpoolAdmin } from '../../../src/ops/spool-admin.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import type { SpoolMeta } from '../../../src/core/types.js';
@@ -21,8 +22,9 @@ function meta(qid: string, overrides: Partial<SpoolMeta> = {}): SpoolMeta {
     envelope: { mailFrom: 'app@corp.test', rcptTo: ['a@dest.test', 'b@dest.test'] },
     client: { address: '127.0.0.1' },
     receivedAt: new Date(T0).toISOString(),
+    originalMailFrom: 'billing@legacy.test',
     sizeBytes: 42,
-    facts: { from: 'app@corp.test', subject: 'hello', messageId: '<m@corp.test>', attachments: 0, attachmentsBytes: 0 },
+    facts: { from: 'invoices@legacy.test', subject: 'hello', messageId: '<m@corp.test>', attachments: 0, attachmentsBytes: 0 },
     recipients: [
       { address: 'a@dest.test', status: 'pending' },
       { address: 'b@dest.test', status: 'pending' },
@@ -60,20 +62,124 @@ describe('queue (direct mode on the spool files)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const run = (args: string[], extra: { json?: boolean; all?: boolean; config?: string } = {}) => {
+  const run = (args: string[], extra: { json?: boolean; all?: boolean; config?: string; failed?: boolean; olderThan?: string } = {}) => {
     const io = captureIo();
-    return queueCommand({ config: extra.config ?? configPath, args, json: extra.json ?? false, all: extra.all ?? false }, io, { clock }).then((code) => ({ code, io }));
+    return queueCommand(
+      { config: extra.config ?? configPath, args, json: extra.json ?? false, all: extra.all ?? false, failed: extra.failed ?? false, olderThan: extra.olderThan },
+      io,
+      { clock },
+    ).then((code) => ({ code, io }));
   };
+  const audit = (io: { err(): string }) =>
+    io
+      .err()
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r['msg'] === 'admin');
+  /** moves a stored message to failed/ as the relay does, `agoMs` before the clock's now */
+  const failOne = async (qid: string, agoMs: number) =>
+    spool.fail(qid, { reason: 'rejected by the upstream', recipients: [{ address: 'a@dest.test', response: '550 5.1.1 <a@dest.test>: unknown user' }], failedAt: new Date(clock.now() - agoMs).toISOString() });
 
-  it('list shows both messages in a table: age, sender, first recipient + count, attempts, next attempt, last error', async () => {
+  it('list shows each message as mailq does: id, size, age, tries, next try, sender (original -> rewritten, header From), last answer, recipients', async () => {
     const { code, io } = await run(['list']);
     expect(code).toBe(0);
     const lines = io.out().trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^QID\s+AGE\s+SENDER\s+RECIPIENTS\s+ATTEMPTS\s+NEXT\s+LAST ERROR$/);
-    expect(lines[1]).toMatch(/^AAAA0001\s+3m12s\s+app@corp\.test\s+a@dest\.test \+1\s+3\s+in 26m48s\s+451 4\.4\.1 upstream primary: connection refused$/);
-    expect(lines[2]).toMatch(/^AAAA0002\s+3m11s\s+<>\s+c@dest\.test\s+0\s+now$/);
-    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^QUEUE ID\s+SIZE\s+AGE\s+TRIES\s+NEXT TRY\s+SENDER \/ RECIPIENTS$/);
+    expect(lines[1]).toMatch(/^AAAA0001\s+1 KB\s+3m12s\s+3\s+in 26m48s\s+billing@legacy\.test -> app@corp\.test \(From: invoices@legacy\.test\)$/);
+    const column = lines[1]!.indexOf('billing@');
+    expect(lines[2]).toBe(`${' '.repeat(column)}(451 4.4.1 upstream primary: connection refused)`);
+    expect(lines[3]).toBe(`${' '.repeat(column)}a@dest.test`);
+    expect(lines[4]).toBe(`${' '.repeat(column)}b@dest.test`);
+    expect(lines[5]).toMatch(/^AAAA0002\s+1 KB\s+3m11s\s+0\s+now\s+billing@legacy\.test -> <> \(From: invoices@legacy\.test\)$/);
+    expect(lines[6]).toBe(`${' '.repeat(column)}c@dest.test`);
+    expect(lines.at(-1)).toBe('-- 2 queued messages, 3 recipients pending, 1 KB');
     expect(io.out()).not.toContain('first body');
+  });
+
+  it('list names the failed messages, and never says "queue is empty" while failed/ holds some', async () => {
+    await failOne('AAAA0001', 60_000);
+    expect((await run(['list'])).io.out()).toMatch(/-- 1 queued message, 1 recipient pending, 1 KB; 1 failed message in failed\/: smtp-sidecar queue list --failed\n$/);
+    await failOne('AAAA0002', 60_000);
+    expect((await run(['list'])).io.out()).toBe('queue is empty; 2 failed messages in failed/: smtp-sidecar queue list --failed\n');
+    await spool.removeFailed('AAAA0001');
+    await spool.removeFailed('AAAA0002');
+    expect((await run(['list'])).io.out()).toBe('queue is empty\n');
+  });
+
+  it('list --failed shows when and why each failed, with every recipient\'s answer (and --json)', async () => {
+    await failOne('AAAA0001', 2 * 3_600_000 + 5 * 60_000);
+    const { code, io } = await run(['list'], { failed: true });
+    expect(code).toBe(0);
+    const lines = io.out().trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^QUEUE ID\s+SIZE\s+FAILED\s+TRIES\s+SENDER \/ RECIPIENTS$/);
+    expect(lines[1]).toMatch(/^AAAA0001\s+1 KB\s+2h05m ago\s+3\s+billing@legacy\.test -> app@corp\.test/);
+    expect(lines[2]!.trim()).toBe('(rejected by the upstream)');
+    expect(lines[3]!.trim()).toBe('a@dest.test: 550 5.1.1 <a@dest.test>: unknown user');
+    expect(lines.at(-1)).toMatch(/^-- 1 failed message: smtp-sidecar queue requeue/);
+    const json = JSON.parse((await run(['list'], { failed: true, json: true })).io.out()) as { qid: string; reason: string; recipients: unknown[]; originalSender: string }[];
+    expect(json).toEqual([
+      expect.objectContaining({ qid: 'AAAA0001', reason: 'rejected by the upstream', originalSender: 'billing@legacy.test', recipients: [{ address: 'a@dest.test', response: '550 5.1.1 <a@dest.test>: unknown user' }] }),
+    ]);
+    expect((await run(['list'], { failed: true, json: false, all: false, config: configPath })).code).toBe(0);
+    await spool.removeFailed('AAAA0001');
+    expect((await run(['list'], { failed: true })).io.out()).toBe('no failed messages\n');
+  });
+
+  it('show prints a failed message\'s metadata with its state and the failure', async () => {
+    await failOne('AAAA0001', 0);
+    const shown = JSON.parse((await run(['show', 'AAAA0001'])).io.out()) as Record<string, unknown>;
+    expect(shown).toMatchObject({ qid: 'AAAA0001', state: 'failed', failure: { reason: 'rejected by the upstream' } });
+  });
+
+  it('requeue moves a failed message back, due now, failed recipients pending again, lifetime restarted; audited', async () => {
+    await failOne('AAAA0001', 60_000);
+    const { code, io } = await run(['requeue', 'AAAA0001']);
+    expect(code).toBe(0);
+    expect(io.out()).toBe('AAAA0001: requeued, due now\n');
+    const entry = await spool.read('AAAA0001');
+    const now = new Date(clock.now()).toISOString();
+    expect(entry?.meta).toMatchObject({ attempts: 0, nextAttemptAt: now, receivedAt: now, firstReceivedAt: new Date(T0).toISOString() });
+    expect(entry?.meta.recipients.map((r) => r.status)).toEqual(['pending', 'pending']);
+    expect(await spool.failedQids()).toEqual([]);
+    expect((await readdir(join(dir, 'spool', 'failed'))).sort()).toEqual([]);
+    expect(audit(io)).toEqual([expect.objectContaining({ action: 'requeue', qid: 'AAAA0001', by: 'cli', result: 'queued', recipients: ['a@dest.test', 'b@dest.test'] })]);
+    const again = await run(['requeue', 'AAAA0001']);
+    expect(again.code).toBe(1);
+    expect(again.io.err()).toMatch(/no failed message AAAA0001/);
+  });
+
+  it('requeue --all requeues every failed message', async () => {
+    await failOne('AAAA0001', 0);
+    await failOne('AAAA0002', 0);
+    const { code, io } = await run(['requeue'], { all: true });
+    expect(code).toBe(0);
+    expect(io.out()).toBe('2 failed message(s) requeued, due now\n');
+    expect((await spool.queuedQids()).sort()).toEqual(['AAAA0001', 'AAAA0002']);
+  });
+
+  it('purge --failed --older-than deletes only failed mail that failed that long ago; purge --failed deletes all', async () => {
+    await failOne('AAAA0001', 8 * 86_400_000);
+    await failOne('AAAA0002', 3_600_000);
+    const old = await run(['purge'], { failed: true, olderThan: '7d' });
+    expect(old.code).toBe(0);
+    expect(old.io.out()).toBe('1 failed message(s) deleted\n');
+    expect(await spool.failedQids()).toEqual(['AAAA0002']);
+    expect(audit(old.io)).toEqual([expect.objectContaining({ action: 'purge', qid: 'AAAA0001', by: 'cli', result: 'deleted' })]);
+    expect((await run(['purge'], { failed: true })).io.out()).toBe('1 failed message(s) deleted\n');
+    expect(await spool.failedQids()).toEqual([]);
+    expect((await readdir(join(dir, 'spool', 'failed')))).toEqual([]);
+  });
+
+  it('delete removes a failed message too, and writes an audit line for every action, found or not', async () => {
+    await failOne('AAAA0001', 0);
+    const del = await run(['delete', 'AAAA0001']);
+    expect(del.code).toBe(0);
+    expect(await spool.failedQids()).toEqual([]);
+    expect(audit(del.io)).toEqual([expect.objectContaining({ action: 'delete', qid: 'AAAA0001', state: 'failed', result: 'deleted', by: 'cli' })]);
+    const missing = await run(['retry', 'NOPE0000']);
+    expect(audit(missing.io)).toEqual([expect.objectContaining({ action: 'retry', qid: 'NOPE0000', result: 'not-found' })]);
   });
 
   it('list --json prints the rows as JSON', async () => {
@@ -88,17 +194,18 @@ describe('queue (direct mode on the spool files)', () => {
   it('show prints the metadata JSON, and exits 1 for an unknown or malformed qid', async () => {
     const shown = await run(['show', 'AAAA0001']);
     expect(shown.code).toBe(0);
-    expect(JSON.parse(shown.io.out())).toEqual(meta('AAAA0001'));
+    expect(JSON.parse(shown.io.out())).toEqual({ ...meta('AAAA0001'), state: 'queued' });
     expect((await run(['show', 'NOPE0000'])).code).toBe(1);
     const traversal = await run(['show', '../../etc/passwd']);
     expect(traversal.code).toBe(1);
-    expect(traversal.io.err()).toMatch(/no queued message/);
+    expect(traversal.io.err()).toMatch(/no queued or failed message/);
   });
 
   it('retry sets nextAttemptAt to now on disk', async () => {
     const { code, io } = await run(['retry', 'AAAA0001']);
     expect(code).toBe(0);
     expect(io.out()).toBe('AAAA0001: retry scheduled now\n');
+    expect(audit(io)).toEqual([expect.objectContaining({ action: 'retry', qid: 'AAAA0001', recipients: ['a@dest.test', 'b@dest.test'], by: 'cli', result: 'scheduled' })]);
     const entry = await spool.read('AAAA0001');
     expect(entry?.meta.nextAttemptAt).toBe(new Date(clock.now()).toISOString());
     expect(entry?.meta.attempts).toBe(3); // nothing else changes
@@ -140,6 +247,21 @@ describe('queue (direct mode on the spool files)', () => {
     expect((await run(['retry', 'AAAA0001'], { all: true })).code).toBe(2);
     expect((await run(['frobnicate'])).code).toBe(2);
     expect((await run(['list', 'extra'])).code).toBe(2);
+    expect((await run(['requeue'])).code).toBe(2);
+    expect((await run(['requeue', 'AAAA0001'], { all: true })).code).toBe(2);
+    expect((await run(['purge'])).io.err()).toMatch(/purge needs --failed/);
+    expect((await run(['purge'], { failed: true, olderThan: 'a week' })).code).toBe(2);
+    expect((await run(['retry', 'AAAA0001'], { failed: true })).code).toBe(2);
+    expect((await run(['list'], { olderThan: '7d' })).code).toBe(2);
+  });
+
+  it('parses ages for --older-than', () => {
+    expect(parseAge('7d')).toBe(7 * 86_400_000);
+    expect(parseAge('12h')).toBe(12 * 3_600_000);
+    expect(parseAge('30m')).toBe(1_800_000);
+    expect(parseAge('90s')).toBe(90_000);
+    expect(parseAge('7')).toBeUndefined();
+    expect(parseAge('-1d')).toBeUndefined();
   });
 });
 
@@ -158,10 +280,11 @@ describe(SpoolAdmin.name, () => {
     const retried: string[] = [];
     const removed: string[] = [];
     const admin = new SpoolAdmin({ spool, clock, onRetry: (q) => retried.push(q), onRemove: (q) => removed.push(q) });
-    expect(await admin.retry('BBBB0001')).toMatchObject({ nextAttemptAt: new Date(T0).toISOString() });
-    expect(await admin.retry('CCCC0001')).toBeUndefined();
-    expect(await admin.remove('BBBB0001')).toBe(true);
-    expect(await admin.remove('BBBB0001')).toBe(false);
+    const actor = { by: 'api' as const };
+    expect(await admin.retry('BBBB0001', actor)).toMatchObject({ nextAttemptAt: new Date(T0).toISOString() });
+    expect(await admin.retry('CCCC0001', actor)).toBeUndefined();
+    expect(await admin.remove('BBBB0001', actor)).toBe(true);
+    expect(await admin.remove('BBBB0001', actor)).toBe(false);
     expect(retried).toEqual(['BBBB0001']);
     expect(removed).toEqual(['BBBB0001']);
   });
@@ -188,6 +311,10 @@ describe('queue (API mode against a running relay)', () => {
         return res.end('{"error":"no such message"}');
       }
       if (req.method === 'POST' && req.url === '/admin/queue/retry-all') return res.end('{"retried":4}');
+      if (req.method === 'POST' && req.url === '/admin/failed/requeue-all') return res.end('{"requeued":2}');
+      if (req.method === 'POST' && req.url?.startsWith('/admin/failed/purge')) return res.end('{"purged":5}');
+      if (req.method === 'GET' && req.url === '/admin/failed') return res.end('{"messages":[]}');
+      if (req.headers['x-smtp-sidecar-client'] !== 'cli') res.statusCode = 400; // the CLI names itself for the audit line
       return res.end('{}');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -197,20 +324,24 @@ describe('queue (API mode against a running relay)', () => {
     // the spool directory does not exist: any direct access would fail
     await writeFile(configPath, JSON.stringify({ delivery: { spoolDir: join(dir, 'no-spool') }, http: { host: '127.0.0.1', port } }));
     const clock = new ManualClock(T0 + 65_000);
-    const run = async (args: string[], all = false) => {
+    const run = async (args: string[], all = false, more: { failed?: boolean; olderThan?: string } = {}) => {
       const io = captureIo();
-      const code = await queueCommand({ config: configPath, args, json: false, all }, io, { clock });
+      const code = await queueCommand({ config: configPath, args, json: false, all, ...more }, io, { clock });
       return { code, io };
     };
 
     const listed = await run(['list']);
     expect(listed.code).toBe(0);
-    expect(listed.io.out()).toMatch(/APIQ0001\s+1m05s\s+s@x\.test\s+r@y\.test\s+1\s+now/);
+    expect(listed.io.out()).toMatch(/APIQ0001\s+1 KB\s+1m05s\s+1\s+now\s+s@x\.test\n\s+r@y\.test\n/);
     expect((await run(['retry', 'APIQ0001'])).code).toBe(0);
     expect((await run(['retry'], true)).io.out()).toBe('4 message(s) scheduled for retry now\n');
     expect((await run(['delete', 'APIQ0001'])).code).toBe(0);
     expect((await run(['show', 'APIQ0001'])).code).toBe(0);
     expect((await run(['delete', 'MISSING1'])).code).toBe(1);
+    expect((await run(['list'], false, { failed: true })).io.out()).toBe('no failed messages\n');
+    expect((await run(['requeue', 'APIQ0001'])).code).toBe(0);
+    expect((await run(['requeue'], true)).io.out()).toBe('2 failed message(s) requeued, due now\n');
+    expect((await run(['purge'], false, { failed: true, olderThan: '2h' })).io.out()).toBe('5 failed message(s) deleted\n');
     expect(calls).toEqual([
       'GET /admin/queue',
       'POST /admin/queue/APIQ0001/retry',
@@ -218,6 +349,10 @@ describe('queue (API mode against a running relay)', () => {
       'DELETE /admin/queue/APIQ0001',
       'GET /admin/queue/APIQ0001',
       'DELETE /admin/queue/MISSING1',
+      'GET /admin/failed',
+      'POST /admin/failed/APIQ0001/requeue',
+      'POST /admin/failed/requeue-all',
+      'POST /admin/failed/purge?olderThanSeconds=7200',
     ]);
   });
 });
@@ -225,9 +360,17 @@ describe('queue (API mode against a running relay)', () => {
 describe(renderQueue.name, () => {
   it('shows a message due in the future relative to now and cuts long errors', () => {
     const out = renderQueue(
-      [{ qid: 'Q1', receivedAt: new Date(T0).toISOString(), sender: 'a@b.test', pendingRecipients: [], recipientCount: 1, attempts: 0, nextAttemptAt: new Date(T0 + 7_500_000).toISOString(), lastError: 'x'.repeat(100), sizeBytes: 1 }],
+      [{ qid: 'Q1', receivedAt: new Date(T0).toISOString(), sender: 'a@b.test', originalSender: 'a@b.test', originalFrom: undefined, pendingRecipients: [], recipientCount: 1, attempts: 0, nextAttemptAt: new Date(T0 + 7_500_000).toISOString(), lastError: 'x'.repeat(300), sizeBytes: 1 }],
+      0,
       T0,
     );
-    expect(out).toMatch(/Q1\s+0s\s+a@b\.test\s+-\s+0\s+in 2h05m\s+x{59}…/);
+    expect(out).toMatch(/Q1\s+1 KB\s+0s\s+0\s+in 2h05m\s+a@b\.test\n\s+\(x{199}…\)\n/);
+  });
+
+  it('shows the sender as given, and the rewritten one and the header From only when they differ', () => {
+    expect(describeSender({ sender: 'a@b.test', originalSender: 'a@b.test', originalFrom: 'A@B.test' })).toBe('a@b.test');
+    expect(describeSender({ sender: 'noreply@corp.test', originalSender: 'app@legacy.test', originalFrom: 'app@legacy.test' })).toBe('app@legacy.test -> noreply@corp.test');
+    expect(describeSender({ sender: 'a@b.test', originalSender: undefined, originalFrom: undefined })).toBe('a@b.test');
+    expect(describeSender({ sender: '', originalSender: '', originalFrom: 'x@y.test' })).toBe('<> (From: x@y.test)');
   });
 });

@@ -25,7 +25,7 @@ describe('permanent rejections', () => {
 
     const { qid } = await send(relay.port, { to: ['nobody@dest.test', 'ghost@dest.test'] });
     const failed = await relay.logs.waitFor('failed', (r) => r['qid'] === qid);
-    expect(failed['level']).toBe(50);
+    expect(failed['level']).toBe('error');
     expect(await spoolFiles(relay, 'failed')).toEqual([`${qid}.eml`, `${qid}.json`, `${qid}.reason.json`]);
     expect(await spoolFiles(relay, 'queue')).toEqual([]);
     const reason = await failureReason(relay, qid!);
@@ -116,7 +116,7 @@ describe('temporary failures', () => {
 
     const relay = cleanup.add(await relayWith([upstream('primary', refusing)], { delivery: { spoolDir } }), (r) => r.stop());
     const failed = await relay.logs.waitFor('failed', (r) => r['qid'] === qid);
-    expect(failed['level']).toBe(50);
+    expect(failed['level']).toBe('error');
     expect(String(failed['reason'])).toMatch(/maximum queue lifetime/);
     const reason = await failureReason({ spoolDir }, qid);
     expect(reason.reason).toMatch(/maximum queue lifetime/);

@@ -91,6 +91,11 @@ describe('spool faults', () => {
       update: (meta) => real.update(meta),
       remove: (qid) => real.remove(qid),
       fail: (qid, reason) => real.fail(qid, reason),
+      queuedQids: () => real.queuedQids(),
+      failedQids: () => real.failedQids(),
+      readFailed: (qid) => real.readFailed(qid),
+      requeue: (meta) => real.requeue(meta),
+      removeFailed: (qid) => real.removeFailed(qid),
       probeWritable: () => real.probeWritable(),
     };
     h = await startHostile({}, { spool });

@@ -1,5 +1,5 @@
 import type { SpoolMeta } from '../../../src/core/types.js';
-import type { QueueRow } from '../../../src/ops/spool-admin.js';
+import type { Actor, FailedRow, QueueRow } from '../../../src/ops/spool-admin.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Writable } from 'node:stream';
@@ -72,6 +72,8 @@ const ROW: QueueRow = {
   qid: '0mjv5q1c0k3f9x2a',
   receivedAt: '2026-01-01T00:00:00.000Z',
   sender: 'a@legacy.test',
+  originalSender: 'a@legacy.test',
+  originalFrom: 'a@legacy.test',
   pendingRecipients: ['b@dest.test'],
   recipientCount: 1,
   attempts: 2,
@@ -92,31 +94,74 @@ const META: SpoolMeta = {
   nextAttemptAt: ROW.nextAttemptAt,
 };
 
-function recordingAdmin(): { admin: AdminHandlers; calls: string[] } {
+const FAILED: FailedRow = {
+  qid: '0mjv5q1c0k3f9zzz',
+  receivedAt: '2026-01-01T00:00:00.000Z',
+  failedAt: '2026-01-01T01:00:00.000Z',
+  sender: 'a@legacy.test',
+  originalSender: 'a@legacy.test',
+  originalFrom: 'a@legacy.test',
+  reason: 'rejected by the upstream',
+  recipients: [{ address: 'b@dest.test', response: '550 5.1.1 unknown user' }],
+  recipientCount: 1,
+  attempts: 1,
+  sizeBytes: 100,
+};
+
+function recordingAdmin(): { admin: AdminHandlers; calls: string[]; actors: Actor[] } {
   const calls: string[] = [];
+  const actors: Actor[] = [];
   const known = new Set(['0mjv5q1c0k3f9x2a']);
+  const failed = new Set(['0mjv5q1c0k3f9zzz']);
+  const by = (actor: Actor) => void actors.push(actor);
   return {
     calls,
+    actors,
     admin: {
       async list() {
         calls.push('list');
         return [ROW];
       },
+      async failedCount() {
+        return 1;
+      },
+      async listFailed() {
+        calls.push('listFailed');
+        return [FAILED];
+      },
       async show(qid) {
         calls.push(`show ${qid}`);
-        return known.has(qid) ? { ...META, qid } : undefined;
+        return known.has(qid) ? { ...META, qid, state: 'queued' as const } : undefined;
       },
-      async retry(qid) {
+      async retry(qid, actor) {
         calls.push(`retry ${qid}`);
+        by(actor);
         return known.has(qid);
       },
-      async retryAll() {
+      async retryAll(actor) {
         calls.push('retryAll');
+        by(actor);
         return 7;
       },
-      async remove(qid) {
+      async remove(qid, actor) {
         calls.push(`remove ${qid}`);
+        by(actor);
         return known.has(qid);
+      },
+      async requeue(qid, actor) {
+        calls.push(`requeue ${qid}`);
+        by(actor);
+        return failed.has(qid);
+      },
+      async requeueAll(actor) {
+        calls.push('requeueAll');
+        by(actor);
+        return 3;
+      },
+      async purgeFailed(olderThanMs, actor) {
+        calls.push(`purge ${olderThanMs}`);
+        by(actor);
+        return 2;
       },
     },
   };
@@ -221,14 +266,14 @@ describe(createHttpServer.name, () => {
   });
 
   it('routes every admin call to its handler', async () => {
-    const { admin, calls } = recordingAdmin();
+    const { admin, calls, actors } = recordingAdmin();
     const { admin: call } = await start({ admin });
     const list = await call(`/admin/queue`);
     expect(list.status).toBe(200);
-    expect(await list.json()).toEqual({ messages: [ROW] });
+    expect(await list.json()).toEqual({ messages: [ROW], failedCount: 1 });
 
     const show = await call(`/admin/queue/0mjv5q1c0k3f9x2a`);
-    expect(await show.json()).toEqual(META);
+    expect(await show.json()).toEqual({ ...META, state: 'queued' });
     expect((await call(`/admin/queue/unknown1`)).status).toBe(404);
 
     const retry = await call(`/admin/queue/0mjv5q1c0k3f9x2a/retry`, { method: 'POST' });
@@ -244,6 +289,14 @@ describe(createHttpServer.name, () => {
     expect(await removed.json()).toEqual({ removed: '0mjv5q1c0k3f9x2a' });
     expect((await call(`/admin/queue/unknown1`, { method: 'DELETE' })).status).toBe(404);
 
+    expect(await (await call(`/admin/failed`)).json()).toEqual({ messages: [FAILED] });
+    const requeue = await call(`/admin/failed/0mjv5q1c0k3f9zzz/requeue`, { method: 'POST', headers: { 'x-smtp-sidecar-client': 'cli', 'x-smtp-sidecar-user': 'alice' } });
+    expect(await requeue.json()).toEqual({ requeued: '0mjv5q1c0k3f9zzz' });
+    expect((await call(`/admin/failed/unknown1/requeue`, { method: 'POST' })).status).toBe(404);
+    expect(await (await call(`/admin/failed/requeue-all`, { method: 'POST' })).json()).toEqual({ requeued: 3 });
+    expect(await (await call(`/admin/failed/purge?olderThanSeconds=604800`, { method: 'POST' })).json()).toEqual({ purged: 2 });
+    expect((await call(`/admin/failed/purge?olderThanSeconds=7d`, { method: 'POST' })).status).toBe(400);
+
     expect(calls).toEqual([
       'list',
       'show 0mjv5q1c0k3f9x2a',
@@ -253,7 +306,15 @@ describe(createHttpServer.name, () => {
       'retryAll',
       'remove 0mjv5q1c0k3f9x2a',
       'remove unknown1',
+      'listFailed',
+      'requeue 0mjv5q1c0k3f9zzz',
+      'requeue unknown1',
+      'requeueAll',
+      'purge 604800000',
     ]);
+    // who asked, for the audit line: the CLI names itself (and its user); anything else is "api"
+    expect(actors[0]).toMatchObject({ by: 'api', peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown });
+    expect(actors.find((a) => a.by === 'cli')).toMatchObject({ by: 'cli', user: 'alice', peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown });
   });
 
   it('refuses wrong methods, path-like queue ids and browser requests on the admin API', async () => {
@@ -328,17 +389,15 @@ describe(createHttpServer.name, () => {
     expect(calls).toEqual(['list']);
   });
 
-  it('writes an audit line for a delete and a retry: qid, client, user agent', async () => {
-    const { admin } = recordingAdmin();
+  it('hands the handlers who asked, for their audit line: peer address:port and user agent (the server logs no secret)', async () => {
+    const { admin, actors } = recordingAdmin();
     const { admin: call, lines } = await start({ admin });
     expect((await call('/admin/queue/0mjv5q1c0k3f9x2a', { method: 'DELETE', headers: { 'user-agent': 'audit-test/1' } })).status).toBe(200);
     expect((await call('/admin/queue/0mjv5q1c0k3f9x2a/retry', { method: 'POST' })).status).toBe(200);
     expect((await call('/admin/queue/unknown1', { method: 'DELETE' })).status).toBe(404);
-    const audit = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.audit === true);
-    expect(audit).toEqual([
-      expect.objectContaining({ msg: 'admin.deleted', qid: '0mjv5q1c0k3f9x2a', client: '127.0.0.1', userAgent: 'audit-test/1' }),
-      expect.objectContaining({ msg: 'admin.retry', qid: '0mjv5q1c0k3f9x2a', client: '127.0.0.1' }),
-    ]);
+    expect(actors[0]).toEqual({ by: 'api', peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown, userAgent: 'audit-test/1' });
+    expect(actors).toHaveLength(3);
+    expect(lines.join('')).not.toMatch(/Bearer/);
   });
 
   it('has no admin API when no handlers are given', async () => {
