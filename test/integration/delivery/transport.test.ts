@@ -162,7 +162,7 @@ describe(createSmtpTransport.name, () => {
 
     it('warns at creation when certificate verification is off', () => {
       const { lines } = transport(1, { security: 'tls', tls: { rejectUnauthorized: false } });
-      const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['level'] === 'warn');
+      const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['level'] === 40);
       expect(warning?.['upstream']).toBe('test-upstream');
       expect(String(warning?.['msg'])).toMatch(/rejectUnauthorized/);
     });
