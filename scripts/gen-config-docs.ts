@@ -123,6 +123,14 @@ function variantName(schema: JsonSchema): string {
   return 'variant';
 }
 
+/** "protocol "graph"" for an item variant told apart by a constant key. */
+function variantLabel(schema: JsonSchema): string {
+  for (const [key, child] of Object.entries(schema.properties ?? {})) {
+    if (child.const !== undefined) return `${key} ${JSON.stringify(child.const)}`;
+  }
+  return 'variant';
+}
+
 export function renderConfigDocs(): string {
   const root = buildJsonSchema();
   const out: string[] = [
@@ -147,6 +155,21 @@ export function renderConfigDocs(): string {
     if (isObjectWithKeys(schema)) rows = rowsOf(section, schema, variants);
     else if (schema.items !== undefined && isObjectWithKeys(schema.items)) {
       rows = [{ path: section, type: typeOf(schema), defaultValue: defaultOf(schema), description: '' }, ...rowsOf(`${section}[]`, schema.items, variants)];
+    } else if (schema.items?.oneOf !== undefined && schema.items.oneOf.every(isObjectWithKeys)) {
+      // items of several kinds (upstreams by protocol): one table per kind, then its own variants
+      out.push(table([{ path: section, type: 'array of objects (one of the kinds below)', defaultValue: defaultOf(schema), description: '' }]), '');
+      for (const kind of schema.items.oneOf) {
+        const kindVariants: { path: string; schema: JsonSchema }[] = [];
+        out.push(`### \`${section}[]\` with ${variantLabel(kind)}`, '');
+        out.push(table(rowsOf(`${section}[]`, kind, kindVariants)), '');
+        for (const { path, schema: union } of kindVariants) {
+          for (const variant of union.oneOf ?? []) {
+            out.push(`#### \`${path}\` with type ${variantName(variant)}`, '');
+            out.push(table(rowsOf(path, variant, [])), '');
+          }
+        }
+      }
+      continue;
     } else rows = [{ path: section, type: typeOf(schema), defaultValue: defaultOf(schema), description: '' }];
     out.push(table(rows), '');
     for (const { path, schema: union } of variants) {

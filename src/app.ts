@@ -207,7 +207,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       if (cfg.upstreams.length === 0) {
         logger.warn({ outboxDir: resolve(cfg.delivery.outboxDir) }, 'no upstream configured: delivering to the outbox directory as .eml files');
       } else {
-        logger.info({ upstreams: cfg.upstreams.map((u) => ({ name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
+        logger.info({ upstreams: cfg.upstreams.map((u) => (u.protocol === 'graph' ? { name: u.name, protocol: u.protocol, endpoint: u.graph.endpoint, mailbox: u.auth.user, auth: u.auth.type } : { name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
       }
       for (const u of cfg.upstreams) {
         if (!u.tls.rejectUnauthorized) logger.warn({ upstream: u.name }, 'tls.rejectUnauthorized is false: the upstream certificate is NOT verified');

@@ -164,33 +164,53 @@ const clientCertificateSchema = z.strictObject({
   privateKey: z.string().min(1).describe('PEM private key text (secret: use ${file:/path} or enc:...)'),
   x5c: z.string().optional().describe('PEM certificate chain, sent as x5c (subject name/issuer auth); also used to warn before expiry.'),
 });
-const authOauth2 = z
-  .strictObject({
-    type: z.literal('oauth2').describe('Authentication variant: OAuth2 client credentials and SASL XOAUTH2 (Microsoft 365).'),
-    user: address().describe('The mailbox that sends.'),
-    tenantId: line().min(1).describe('Microsoft Entra tenant ID (GUID) or domain.'),
-    clientId: line().min(1).describe('Application (client) ID of the app registration.'),
-    clientSecret: z.string().min(1).optional().describe('Client secret of the app registration (secret: use ${env:NAME}, ${file:/path} or enc:...). Set exactly one of clientSecret or clientCertificate.'),
-    clientCertificate: clientCertificateSchema.optional().describe('Certificate credential of the app registration, instead of clientSecret.'),
-    authority: z
-      .url({ protocol: /^https$/, message: 'must be an https:// URL' })
-      .default('https://login.microsoftonline.com')
-      .describe('Token authority: the base (https://login.microsoftonline.com, a sovereign cloud, a private endpoint) or the full token URL ("server token URL": https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token); validate says which it understood.'),
-    scope: line().default('https://outlook.office365.com/.default').describe('OAuth2 scope requested with client credentials.'),
-    refreshBeforeExpirySeconds: z.number().min(0).default(600).describe('Fetch a new token this long before the current one expires.'),
-    tokenCa: z.string().optional().describe('PEM file (path) of a CA for the token endpoint, e.g. behind TLS inspection.'),
-  })
-  .superRefine((v, ctx) => {
-    if ((v.clientSecret === undefined) === (v.clientCertificate === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'set exactly one of clientSecret or clientCertificate', path: ['clientSecret'] });
-    }
-    const authority = readAuthority(v.authority, v.tenantId);
-    if (!authority.ok) ctx.addIssue({ code: 'custom', message: authority.problem, path: ['authority'] });
-  });
+const DEFAULT_SCOPE_SMTP = 'https://outlook.office365.com/.default';
+const DEFAULT_SCOPE_GRAPH = 'https://graph.microsoft.com/.default';
 
-export const upstreamSchema = z.strictObject({
-  name: line().regex(/^[A-Za-z0-9._-]+$/, { message: 'must be letters, digits, dot, dash or underscore' }).describe('Unique name, used in logs, metrics, routes and health (letters, digits, dot, dash, underscore).'),
-  protocol: z.literal('smtp').default('smtp').describe('How the relay talks to this upstream: "smtp" (SMTP submission or relay, the only protocol so far).'),
+/** OAuth2 client credentials; the SMTP and Graph variants differ only in the default scope. */
+const oauth2Auth = (defaultScope: string, what: string, typeMessage?: string) =>
+  z
+    .strictObject({
+      type: z.literal('oauth2', typeMessage === undefined ? undefined : { message: typeMessage }).describe(what),
+      user: address().describe('The mailbox that sends.'),
+      tenantId: line().min(1).describe('Microsoft Entra tenant ID (GUID) or domain.'),
+      clientId: line().min(1).describe('Application (client) ID of the app registration.'),
+      clientSecret: z.string().min(1).optional().describe('Client secret of the app registration (secret: use ${env:NAME}, ${file:/path} or enc:...). Set exactly one of clientSecret or clientCertificate.'),
+      clientCertificate: clientCertificateSchema.optional().describe('Certificate credential of the app registration, instead of clientSecret.'),
+      authority: z
+        .url({ protocol: /^https$/, message: 'must be an https:// URL' })
+        .default('https://login.microsoftonline.com')
+        .describe('Token authority: the base (https://login.microsoftonline.com, a sovereign cloud, a private endpoint) or the full token URL ("server token URL": https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token); validate says which it understood.'),
+      scope: line().default(defaultScope).describe('OAuth2 scope requested with client credentials.'),
+      refreshBeforeExpirySeconds: z.number().min(0).default(600).describe('Fetch a new token this long before the current one expires.'),
+      tokenCa: z.string().optional().describe('PEM file (path) of a CA for the token endpoint, e.g. behind TLS inspection.'),
+    })
+    .superRefine((v, ctx) => {
+      if ((v.clientSecret === undefined) === (v.clientCertificate === undefined)) {
+        ctx.addIssue({ code: 'custom', message: 'set exactly one of clientSecret or clientCertificate', path: ['clientSecret'] });
+      }
+      const authority = readAuthority(v.authority, v.tenantId);
+      if (!authority.ok) ctx.addIssue({ code: 'custom', message: authority.problem, path: ['authority'] });
+    });
+const authOauth2 = oauth2Auth(DEFAULT_SCOPE_SMTP, 'Authentication variant: OAuth2 client credentials and SASL XOAUTH2 (Microsoft 365).');
+
+/** Keys every upstream has, whatever its protocol. */
+const upstreamName = () =>
+  line().regex(/^[A-Za-z0-9._-]+$/, { message: 'must be letters, digits, dot, dash or underscore' }).describe('Unique name, used in logs, metrics, routes and health (letters, digits, dot, dash, underscore).');
+const upstreamFrom = () => address().optional().describe('Sender this upstream requires; overrides globalFrom for messages sent through it.');
+const upstreamLimits = () =>
+  z
+    .strictObject({
+      maxAttachments: z.number().int().min(0).optional().describe('Most attachments this upstream takes (unset: no own limit).'),
+      maxAttachmentsTotalMB: z.number().min(0).optional().describe('Most decoded attachment MB this upstream takes (unset: no own limit).'),
+    })
+    .optional()
+    .describe('Per-upstream attachment limits (no defaults: only what is set applies); a message over them skips this upstream.');
+const upstreamRate = () => z.number().int().min(1).optional().describe('Rate cap (Exchange Online: 30 per mailbox). Messages over it wait in the spool.');
+
+const smtpUpstreamSchema = z.strictObject({
+  name: upstreamName(),
+  protocol: z.literal('smtp').default('smtp').describe('How the relay talks to this upstream: "smtp" (SMTP submission or relay) or "graph" (Microsoft Graph sendMail, see the graph variant).'),
   host: line().min(1).describe('Upstream SMTP server host name or address.'),
   port: port().default(587).describe('Upstream SMTP port (587 submission with STARTTLS, 465 implicit TLS, 25 relay).'),
   hostname: line().optional().describe('EHLO name (FQDN) sent to this upstream; defaults to listen.hostname.'),
@@ -198,18 +218,52 @@ export const upstreamSchema = z.strictObject({
   tls: tlsSchema.prefault({}).describe('TLS settings for this upstream.'),
   timeouts: timeoutsSchema.prefault({}).describe('Timeouts for this upstream.'),
   auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }).describe('How the relay authenticates to this upstream; one of the variants below, chosen by auth.type.'),
-  from: address().optional().describe('Sender this upstream requires; overrides globalFrom for messages sent through it.'),
+  from: upstreamFrom(),
   proxy: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// proxy URL' }).optional().describe('HTTP CONNECT proxy for SMTP and token requests.'),
-  limits: z
-    .strictObject({
-      maxAttachments: z.number().int().min(0).optional().describe('Most attachments this upstream takes (unset: no own limit).'),
-      maxAttachmentsTotalMB: z.number().min(0).optional().describe('Most decoded attachment MB this upstream takes (unset: no own limit).'),
-    })
-    .optional()
-    .describe('Per-upstream attachment limits (no defaults: only what is set applies); a message over them skips this upstream.'),
-  maxMessagesPerMinute: z.number().int().min(1).optional().describe('Rate cap (Exchange Online: 30 per mailbox). Messages over it wait in the spool.'),
+  limits: upstreamLimits(),
+  maxMessagesPerMinute: upstreamRate(),
   maxConnections: z.number().int().min(1).default(3).describe('Pooled connections (Exchange Online: 3 per mailbox).'),
 });
+
+/** Keys of an SMTP upstream that mean nothing to a Graph upstream (named in the error). */
+const SMTP_ONLY_KEYS = ['host', 'port', 'hostname', 'security', 'maxConnections'];
+
+const graphUpstreamSchema = z.strictObject(
+  {
+    name: upstreamName(),
+    protocol: z.literal('graph').describe('Microsoft Graph: the mailbox auth.user sends through Graph\'s mail API (for tenants with SMTP AUTH turned off).'),
+    auth: oauth2Auth(
+      DEFAULT_SCOPE_GRAPH,
+      'OAuth2 client credentials for Microsoft Graph (application permission Mail.Send); the default scope is https://graph.microsoft.com/.default.',
+      'a graph upstream needs auth.type "oauth2" (Microsoft Graph takes OAuth2 tokens only)',
+    ).describe('OAuth2 client credentials (auth.type "oauth2" is the only type Graph takes).'),
+    graph: z
+      .strictObject({
+        endpoint: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://graph.microsoft.com').describe('Graph endpoint; change it for sovereign clouds (e.g. https://graph.microsoft.us).'),
+        saveToSentItems: z.boolean().default(true).describe('Keep a copy in the mailbox\'s Sent Items. false sends every message as a draft marked delete-after-submit (three requests instead of one).'),
+      })
+      .prefault({})
+      .describe('Microsoft Graph settings.'),
+    tls: tlsSchema.omit({ cert: true, key: true }).prefault({}).describe('TLS settings for the Graph endpoint (tls.ca: a CA for a proxy that inspects TLS).'),
+    timeouts: timeoutsSchema.omit({ greetingSeconds: true }).prefault({}).describe('Timeouts for Graph requests (socketSeconds: the longest wait for an answer).'),
+    from: upstreamFrom(),
+    proxy: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// proxy URL' }).optional().describe('HTTP CONNECT proxy for Graph and token requests.'),
+    limits: upstreamLimits(),
+    maxMessagesPerMinute: upstreamRate(),
+  },
+  {
+    error: (issue) => {
+      if (issue.code !== 'unrecognized_keys') return undefined;
+      const keys = (issue as { keys?: string[] }).keys ?? [];
+      const smtp = keys.filter((k) => SMTP_ONLY_KEYS.includes(k));
+      return smtp.length > 0
+        ? `${smtp.map((k) => `"${k}"`).join(', ')} ${smtp.length === 1 ? 'is an SMTP setting' : 'are SMTP settings'}: a graph upstream talks to graph.endpoint over HTTPS; remove ${smtp.length === 1 ? 'it' : 'them'}`
+        : `unknown key(s) for a graph upstream: ${keys.map((k) => `"${k}"`).join(', ')}`;
+    },
+  },
+);
+
+export const upstreamSchema = z.discriminatedUnion('protocol', [smtpUpstreamSchema, graphUpstreamSchema]);
 
 const routeSchema = z.strictObject({
   recipients: z
@@ -255,7 +309,7 @@ export const configSchema = z
     cfg.upstreams.forEach((u, i) => {
       if (names.has(u.name)) ctx.addIssue({ code: 'custom', message: `duplicate upstream name "${u.name}"`, path: ['upstreams', i, 'name'] });
       names.add(u.name);
-      if (u.auth.type === 'oauth2' && u.security === 'none') {
+      if (u.protocol === 'smtp' && u.auth.type === 'oauth2' && u.security === 'none') {
         ctx.addIssue({ code: 'custom', message: 'oauth2 needs TLS: use security "starttls-required" or "tls"', path: ['upstreams', i, 'security'] });
       }
     });
@@ -280,6 +334,8 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type SmtpUpstreamConfig = Extract<UpstreamConfig, { protocol: 'smtp' }>;
+export type GraphUpstreamConfig = Extract<UpstreamConfig, { protocol: 'graph' }>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type MessageConfig = Config['message'];
 export type ListenConfig = Config['listen'];

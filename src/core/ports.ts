@@ -61,11 +61,24 @@ export interface Spool {
 /** The final bytes of a message as handed to an upstream. */
 export type RawSource = Buffer | { readonly path: string };
 
+/**
+ * A transport's progress on one message, kept in the spool entry (SpoolMeta.checkpoints) so that
+ * the next attempt, after a crash too, can finish or clean up (e.g. delete a half-built Graph draft).
+ */
+export interface DeliveryCheckpoint {
+  /** what an earlier attempt on this upstream left (undefined: nothing) */
+  readonly saved: Readonly<Record<string, string>> | undefined;
+  /** durably replaces it (undefined: clears it) */
+  save(state: Readonly<Record<string, string>> | undefined): Promise<void>;
+}
+
 export interface OutgoingMessage {
   readonly qid: string;
   readonly envelope: Envelope;
   readonly raw: RawSource;
   readonly sizeBytes: number;
+  /** given by the dispatcher for spooled messages; transports that need none ignore it */
+  readonly checkpoint?: DeliveryCheckpoint;
 }
 
 export interface RecipientRejection {

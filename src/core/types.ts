@@ -141,6 +141,11 @@ export interface SpoolMeta {
   readonly attempts: number;
   readonly nextAttemptAt: string; // ISO 8601
   readonly lastError?: string;
+  /**
+   * Progress a transport keeps while it works on the message, by upstream name (a Graph draft id:
+   * a restart after a crash deletes the half-built draft, or knows the send went through).
+   */
+  readonly checkpoints?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 /** A message in the queue: its metadata and where its final bytes are. */

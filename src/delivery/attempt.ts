@@ -15,7 +15,7 @@
  * Assumes: `message.envelope.rcptTo` holds only the recipients still pending.
  */
 import type { Clock } from '../core/clock.js';
-import type { RawSource, UpstreamSet } from '../core/ports.js';
+import type { DeliveryCheckpoint, RawSource, UpstreamSet } from '../core/ports.js';
 import type { Attempt, Envelope, Outcome, RecipientResult, SpoolMeta, Try } from '../core/types.js';
 import type { RouteConfig } from '../config/schema.js';
 import { overrideSender } from '../message/sender-override.js';
@@ -32,6 +32,8 @@ export interface AttemptPorts {
   readonly routes: readonly RouteConfig[];
   /** each try or skip as soon as it happened */
   readonly onAttempt?: (attempt: Attempt) => void;
+  /** where an upstream's transport keeps its progress on this message (the spool entry; none for send-test) */
+  readonly checkpoint?: (upstream: string) => DeliveryCheckpoint;
 }
 
 export interface AttemptMessage {
@@ -50,7 +52,7 @@ export interface AttemptReport {
   readonly results: ReadonlyMap<string, RecipientResult>;
   /** whether this counts as a failed attempt for the backoff (false when only a rate cap held it back) */
   readonly countsAsAttempt: boolean;
-  /** not before this time (a rate cap): the message waits without counting an attempt */
+  /** not before this time (a rate cap, or an upstream's Retry-After): the next attempt waits at least until then */
   readonly notBeforeMs?: number;
 }
 
@@ -116,6 +118,7 @@ export async function attemptDelivery(ports: AttemptPorts, message: AttemptMessa
           envelope: { ...message.envelope, mailFrom: settings.from ?? message.envelope.mailFrom, rcptTo: remaining },
           raw,
           sizeBytes: message.sizeBytes,
+          ...(ports.checkpoint === undefined ? {} : { checkpoint: ports.checkpoint(name) }),
         });
         const accepted = new Set(report.accepted.map((a) => a.toLowerCase()));
         const acceptedList = remaining.filter((r) => accepted.has(r.toLowerCase()));
@@ -145,6 +148,9 @@ export async function attemptDelivery(ports: AttemptPorts, message: AttemptMessa
           break;
         }
         last = deferred(name, `${name}: ${response}`, decision.dsn);
+        // an upstream that said when to come back (Graph 429/503 Retry-After): not before then
+        const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
+        if (decision.action === 'deferred' && typeof retryAfterMs === 'number') notBeforeMs = Math.max(notBeforeMs ?? 0, ports.clock.now() + retryAfterMs);
         if (decision.action === 'deferred') break;
       }
     }

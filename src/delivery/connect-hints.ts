@@ -5,7 +5,7 @@
  * Never: includes a secret (the caller scrubs every line as well).
  */
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 
 /** The fields of a nodemailer or socket error that the hints read. */
 export interface SmtpErrorShape {

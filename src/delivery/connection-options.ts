@@ -3,7 +3,7 @@
  * timeouts, TLS mode and TLS material. One mapping, used by the delivery transport and by
  * `validate --connect`, so a check tests exactly what delivery will do.
  */
-import type { UpstreamConfig } from '../config/schema.js';
+import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import type { TlsMaterial } from './tls-files.js';
 
 export interface SmtpConnectionOptions {

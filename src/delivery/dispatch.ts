@@ -13,7 +13,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { DISPATCH_STOP_GRACE_MS, SPOOL_MARK_RETRY_MS, SPOOL_READ_RETRY_MS } from '../core/delays.js';
-import type { DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, UpstreamSet } from '../core/ports.js';
+import type { DeliveryCheckpoint, DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, UpstreamSet } from '../core/ports.js';
 import type { RecipientResult, SpoolEntry, SpoolMeta } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import type { AttemptConclusion, OutcomeRecorder } from '../outcome/record.js';
@@ -171,6 +171,7 @@ export class Dispatcher implements DeliveryPort {
   private async attempt(meta: SpoolMeta, raw: RawSource, waiter: Waiter): Promise<ConclusionWithResults> {
     const config = this.deps.config();
     const pending = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+    const checkpoints = checkpointStore(this.deps.spool, meta);
     let report: AttemptReport;
     try {
       report = await attemptDelivery(
@@ -181,6 +182,7 @@ export class Dispatcher implements DeliveryPort {
           clock: this.deps.clock,
           routes: config.routes,
           onAttempt: (a) => this.deps.recorder.attempted(meta, a),
+          checkpoint: (upstream) => checkpoints.for(upstream),
         },
         { qid: meta.qid, envelope: { ...meta.envelope, rcptTo: pending }, facts: meta.facts, sizeBytes: meta.sizeBytes, raw },
       );
@@ -193,7 +195,8 @@ export class Dispatcher implements DeliveryPort {
     const results = report.results;
     try {
       waiter.settling = true; // the same synchronous step as reading clientWaiting below
-      const conclusion = await this.deps.recorder.finish(meta, results, {
+      // with the transports' latest checkpoints, which this write must not undo
+      const conclusion = await this.deps.recorder.finish(checkpoints.latest(), results, {
         clientWaiting: waiter.clientWaiting,
         neverQueue: waiter.neverQueue,
         countsAsAttempt: report.countsAsAttempt,
@@ -227,4 +230,33 @@ function toFirstOutcome(c: ConclusionWithResults): FirstAttemptOutcome {
     return { kind: 'abandoned', response: values.find((v) => v.outcome === 'deferred')?.response ?? 'not delivered' };
   }
   return { kind: 'queued' };
+}
+
+interface CheckpointStore {
+  /** the entry's metadata with the checkpoints saved during this attempt */
+  latest(): SpoolMeta;
+  for(upstream: string): DeliveryCheckpoint;
+}
+
+/** Transports' checkpoints for one attempt, written into the spool entry as they are saved (in order). */
+function checkpointStore(spool: Spool, initial: SpoolMeta): CheckpointStore {
+  let latest = initial;
+  let writes: Promise<void> = Promise.resolve();
+  return {
+    latest: () => latest,
+    for: (upstream) => ({
+      get saved() {
+        return latest.checkpoints?.[upstream];
+      },
+      save(state) {
+        const { [upstream]: _dropped, ...others } = latest.checkpoints ?? {};
+        const checkpoints = state === undefined ? others : { ...others, [upstream]: { ...state } };
+        const { checkpoints: _old, ...rest } = latest;
+        latest = Object.keys(checkpoints).length === 0 ? rest : { ...rest, checkpoints };
+        const next = latest;
+        writes = writes.then(() => spool.update(next));
+        return writes;
+      },
+    }),
+  };
 }

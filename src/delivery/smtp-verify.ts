@@ -19,7 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import httpProxyClient from 'nodemailer/lib/smtp-connection/http-proxy-client';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import type { VerifyStep } from '../core/ports.js';
 import { authHint, describeSocketError, errorText, firstLine, handshakeFailureHint, type SmtpErrorShape, tlsHint, withHint } from './connect-hints.js';

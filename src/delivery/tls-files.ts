@@ -6,7 +6,6 @@
  * Assumes: paths come from the validated config; a missing file is a configuration error.
  */
 import { readFileSync } from 'node:fs';
-import type { UpstreamConfig } from '../config/schema.js';
 import { RelayError } from '../core/errors.js';
 
 export interface TlsMaterial {
@@ -27,7 +26,7 @@ function readPem(upstreamName: string, key: string, path: string | undefined): s
   }
 }
 
-export function readTlsMaterial(upstream: Pick<UpstreamConfig, 'name' | 'tls'>): TlsMaterial {
+export function readTlsMaterial(upstream: { readonly name: string; readonly tls: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined } }): TlsMaterial {
   return {
     ca: readPem(upstream.name, 'ca', upstream.tls.ca),
     cert: readPem(upstream.name, 'cert', upstream.tls.cert),

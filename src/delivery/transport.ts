@@ -25,7 +25,7 @@
  *   (tested in test/integration/delivery/transport-oauth2.test.ts).
  */
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger, OutgoingMessage, RecipientRejection, SendReport, UpstreamTransport } from '../core/ports.js';
 import type { TokenSource } from './credentials/token-source.js';

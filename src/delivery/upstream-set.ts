@@ -27,6 +27,7 @@ import { createOAuth2TokenSource, type OAuth2TokenSource } from './credentials/o
 import { TokenCache } from './credentials/token-cache.js';
 import type { TokenSource } from './credentials/token-source.js';
 import { TokenStatusBoard } from './credentials/token-status.js';
+import { createGraphUpstream } from './graph/upstream.js';
 import { createOutboxTransport } from './outbox.js';
 import { createSmtpTransport } from './transport.js';
 
@@ -57,6 +58,7 @@ export const TRANSPORTS: { readonly [P in Protocol]: TransportFactory<P> } = {
       trace: context.trace,
       ...(context.credentials === undefined ? {} : { credentials: context.credentials }),
     }),
+  graph: (upstream, context) => createGraphUpstream(upstream, context),
 };
 
 export interface UpstreamSetDeps {

@@ -31,7 +31,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../core/clock.js';
-import type { Logger, OutgoingMessage, RawSource, SendReport, UpstreamTransport } from '../../core/ports.js';
+import type { DeliveryCheckpoint, Logger, OutgoingMessage, RawSource, SendReport, UpstreamTransport } from '../../core/ports.js';
 import type { TokenSource } from '../credentials/token-source.js';
 import { GraphError, httpError } from './errors.js';
 import { GraphHttp, type GraphHttpOptions } from './http.js';
@@ -49,14 +49,7 @@ export const UPLOAD_CHUNK_BYTES = 3 * 1024 * 1024;
 const WHOLE_ATTACHMENT_MAX_BYTES = Math.floor(((GRAPH_REQUEST_BUDGET_BYTES - 64 * 1024) / 4) * 3);
 const MAX_TRIES_PER_RANGE = 3;
 
-/** Transport progress kept with the spool entry, so a restart can finish or clean up. */
-export interface DeliveryCheckpoint {
-  /** what an earlier attempt on this upstream left (undefined: nothing) */
-  readonly saved: Readonly<Record<string, string>> | undefined;
-  save(state: Readonly<Record<string, string>> | undefined): Promise<void>;
-}
-
-export type GraphOutgoingMessage = OutgoingMessage & { readonly checkpoint?: DeliveryCheckpoint };
+export type { DeliveryCheckpoint };
 
 export interface GraphTransportOptions {
   readonly name: string;
@@ -75,7 +68,7 @@ export interface GraphTransportOptions {
 
 const base64Length = (bytes: number): number => Math.ceil(bytes / 3) * 4;
 
-export function createGraphTransport(options: GraphTransportOptions): UpstreamTransport & { send(message: GraphOutgoingMessage): Promise<SendReport> } {
+export function createGraphTransport(options: GraphTransportOptions): UpstreamTransport {
   const log = options.logger.child({ upstream: options.name });
   const http = new GraphHttp({
     ...options.http,
@@ -107,7 +100,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
   };
 
   /** Clean up what an earlier (killed) run left; true when that run's send went through. */
-  const settleEarlierRun = async (message: GraphOutgoingMessage): Promise<boolean> => {
+  const settleEarlierRun = async (message: OutgoingMessage): Promise<boolean> => {
     const saved = message.checkpoint?.saved;
     const draftId = saved?.draftId;
     if (draftId === undefined) return false;
@@ -219,7 +212,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
     if (offset !== size) throw new GraphError({ code: 'EGRAPH', command: 'uploadChunk', response: `attachment ${attachmentName(leaf)}: decoded ${offset} bytes, expected ${size}` });
   };
 
-  const viaDraft = async (message: GraphOutgoingMessage, leaves: readonly MimeLeaf[], edits: readonly TopHeaderEdit[]): Promise<SendReport> => {
+  const viaDraft = async (message: OutgoingMessage, leaves: readonly MimeLeaf[], edits: readonly TopHeaderEdit[]): Promise<SendReport> => {
     const drop = chooseLeavesToMove(message.sizeBytes, leaves);
     const draftMime = await rewriteMime(message.raw, new Set(drop.map((l) => l.index)), edits);
     if (base64Length(draftMime.length) > GRAPH_REQUEST_BUDGET_BYTES) {
@@ -277,7 +270,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
     return accepted(message, `draft with ${drop.length} attachment(s) added`);
   };
 
-  const send = async (message: GraphOutgoingMessage): Promise<SendReport> => {
+  const send = async (message: OutgoingMessage): Promise<SendReport> => {
     if (await settleEarlierRun(message)) return accepted(message, 'sent before a restart');
     const scan = await scanMime(message.raw);
     const edits = recipientEdits(scan.headers, message.envelope.rcptTo);

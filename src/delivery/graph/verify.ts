@@ -65,7 +65,7 @@ export async function verifyGraph(
     report({
       step: 'token',
       status: 'failed',
-      detail: `${shown}: Mail.Send is NOT granted: add the Microsoft Graph application permission Mail.Send to the app registration and grant admin consent (a new token shows it after a few minutes)`,
+      detail: `${shown}: Mail.Send is NOT granted: add the Microsoft Graph application permission Mail.Send to the app registration and grant admin consent (a new token shows it after a few minutes); a grant made with RBAC for Applications in Exchange Online does not show here: check it with Test-ServicePrincipalAuthorization`,
     });
   }
   return steps;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { queueCommand } from '../../../src/cli/queue.js';
+import type { SmtpUpstreamConfig } from '../../../src/config/schema.js';
 import { startFakeUpstream, startRefusingPort, type FakeUpstream } from '../../helpers/fake-upstream.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { captureIo } from './support.js';
@@ -63,7 +64,7 @@ describe('queue against a running relay', () => {
 
     // the remaining one is delivered once an upstream answers and an admin retries all
     upstream = await startFakeUpstream();
-    relay.app.reload({ ...relay.config, upstreams: [{ ...relay.config.upstreams[0]!, port: upstream.port }] });
+    relay.app.reload({ ...relay.config, upstreams: [{ ...(relay.config.upstreams[0]! as SmtpUpstreamConfig), port: upstream.port }] });
     const all = captureIo();
     expect(await queueCommand({ config: configPath, args: ['retry'], json: false, all: true }, all)).toBe(0);
     await upstream.waitForMessages(1, 10_000);

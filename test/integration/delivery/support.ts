@@ -1,11 +1,11 @@
 /** Shared builders for the delivery integration tests: an upstream config with defaults, a capturing logger. */
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
-import { upstreamSchema, type UpstreamConfig } from '../../../src/config/schema.js';
+import { upstreamSchema, type SmtpUpstreamConfig } from '../../../src/config/schema.js';
 import type { OutgoingMessage } from '../../../src/core/ports.js';
 
 /** An upstream on 127.0.0.1 with short timeouts; `overrides` are schema input (defaults applied). */
-export function upstreamConfig(port: number, overrides: Record<string, unknown> = {}): UpstreamConfig {
+export function upstreamConfig(port: number, overrides: Record<string, unknown> = {}): SmtpUpstreamConfig {
   return upstreamSchema.parse({
     name: 'test-upstream',
     host: '127.0.0.1',
@@ -13,7 +13,7 @@ export function upstreamConfig(port: number, overrides: Record<string, unknown> 
     security: 'none',
     timeouts: { connectSeconds: 3, greetingSeconds: 3, socketSeconds: 5 },
     ...overrides,
-  });
+  }) as SmtpUpstreamConfig;
 }
 
 /** A pino logger at trace level whose lines are kept in `lines` (raw JSON text). */

@@ -1,21 +1,12 @@
 import { simpleParser } from 'mailparser';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { OutgoingMessage } from '../../../src/core/ports.js';
 import { classifyError } from '../../../src/delivery/classify.js';
 import { GraphError } from '../../../src/delivery/graph/errors.js';
 import { createGraphTransport, type DeliveryCheckpoint } from '../../../src/delivery/graph/transport.js';
-import { MAILBOX, compose, graphTransport, payload, startGraphRig, type GraphRig, type TransportUnderTest } from './support.js';
+import { MAILBOX, compose, graphTransport, payload, graphTestScope, startGraphRig, type GraphRig, type TransportUnderTest } from './support.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function rig(options: Parameters<typeof startGraphRig>[0] = {}): Promise<GraphRig> {
-  const r = await startGraphRig(options);
-  cleanups.push(() => r.close());
-  return r;
-}
+const { cleanups, rig } = graphTestScope();
 
 function transportFor(r: GraphRig, overrides: Parameters<typeof graphTransport>[1] = {}): TransportUnderTest {
   const t = graphTransport(r, overrides);

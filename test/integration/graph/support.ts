@@ -1,6 +1,7 @@
 /** Shared set-up for the Graph upstream tests: the fake Entra + fake Graph pair, a Graph transport, test messages. */
 import { randomBytes } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { afterEach } from 'vitest';
 import { ManualClock, systemClock, type Clock } from '../../../src/core/clock.js';
 import type { OAuth2Auth } from '../../../src/config/schema.js';
 import { createOAuth2TokenSource, type OAuth2TokenSource } from '../../../src/delivery/credentials/oauth2.js';
@@ -100,4 +101,20 @@ export async function compose(mail: ConstructorParameters<typeof MailComposer>[0
 /** Incompressible bytes of a given size (content the test can compare). */
 export function payload(bytes: number): Buffer {
   return randomBytes(bytes);
+}
+
+/** Per-test cleanups (run after each test, last first) and a rig that registers its own. */
+export function graphTestScope(): { cleanups: (() => Promise<void>)[]; rig(options?: Parameters<typeof startGraphRig>[0]): Promise<GraphRig> } {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return {
+    cleanups,
+    async rig(options = {}) {
+      const r = await startGraphRig(options);
+      cleanups.push(() => r.close());
+      return r;
+    },
+  };
 }

@@ -445,7 +445,7 @@ describe(createHttpServer.name, () => {
       metrics,
       admin,
       readiness: createReadinessCheck({ isListening: () => true, probeSpoolWritable: async () => true, upstreams: () => names.map((name) => ({ name, up: true })) }),
-      status: () => ({ upstreams: config.upstreams.map((u) => ({ name: u.name, host: u.host, auth: u.auth.type })) }),
+      status: () => ({ upstreams: config.upstreams.map((u) => ({ name: u.name, host: u.protocol === 'smtp' ? u.host : u.graph.endpoint, auth: u.auth.type })) }),
     });
     const bodies: string[] = [];
     for (const path of ['/healthz', '/readyz', '/metrics', '/status', '/admin/queue', '/config', '/admin/config', '/debug', '/admin/queue/0mjv5q1c0k3f9x2a']) {

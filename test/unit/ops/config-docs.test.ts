@@ -18,12 +18,13 @@ describe('generated config reference', () => {
   it('the JSON schema is the input side: keys with defaults are optional', () => {
     const schema = JSON.parse(renderJsonSchema()) as {
       required?: string[];
-      properties: { listen: { required?: string[]; properties: { port: { default: number } } }; upstreams: { items: { required: string[] } } };
+      properties: { listen: { required?: string[]; properties: { port: { default: number } } }; upstreams: { items: { oneOf: { required: string[] }[] } } };
     };
     expect(schema.required ?? []).toEqual([]);
     expect(schema.properties.listen.required ?? []).toEqual([]);
     expect(schema.properties.listen.properties.port.default).toBe(25);
-    expect(schema.properties.upstreams.items.required).toEqual(['name', 'host']);
+    // one item kind per protocol: smtp (protocol defaults to smtp) and graph
+    expect(schema.properties.upstreams.items.oneOf.map((kind) => kind.required)).toEqual([['name', 'host'], ['name', 'protocol', 'auth']]);
   });
 
   it('the docs list every section, the upstream item keys and each auth variant with defaults and descriptions', () => {
