@@ -7,6 +7,7 @@ import { createApp, type App } from '../app.js';
 import type { Logger } from '../core/ports.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
+import { routeProcessOutputToLogger } from '../ops/process-output.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
@@ -47,17 +48,24 @@ export async function startCommand(options: { config: string; pretty: boolean; w
   const config = loadConfigOrReport(options.config, io);
   if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const logger = createLogger({ level: config.log.level, format: options.pretty ? 'line' : config.log.format });
+  // libraries' own console output and Node's warnings go through the logger, not onto stderr
+  const restoreOutput = routeProcessOutputToLogger(logger);
   const app = createApp(config, { logger });
   try {
     await app.start();
   } catch (err) {
     logger.fatal({ err: { message: (err as Error).message } }, 'start-failed');
     logger.flush();
+    restoreOutput();
     io.stderr(`smtp-sidecar: ${(err as Error).message}\n`);
     await app.stop().catch(() => undefined);
     return EXIT.FAILURE;
   }
-  return new Promise<number>((resolve) => {
+  return new Promise<number>((resolveStop) => {
+    const resolve = (code: number) => {
+      restoreOutput();
+      resolveStop(code);
+    };
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

@@ -183,6 +183,8 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
         {
           client: session.remoteAddress,
           from: meta.envelope.mailFrom,
+          originalSender: session.envelope.mailFrom,
+          ...(meta.facts.from !== undefined ? { originalFrom: meta.facts.from } : {}),
           to: meta.envelope.rcptTo.length,
           size: meta.sizeBytes,
           attachments: parsed.attachments.count,

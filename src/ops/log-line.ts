@@ -46,8 +46,10 @@ export function formatLogLine(jsonLine: string): string {
   const level = String(record['level'] ?? 'info').padEnd(5);
   const qid = typeof record['qid'] === 'string' ? `${record['qid']}: ` : '';
   const keys = Object.keys(record).filter((k) => !SKIP.has(k) && record[k] !== undefined);
-  const ordered = [...FIRST.filter((k) => keys.includes(k)), ...keys.filter((k) => !FIRST.includes(k) && k !== 'status' && k !== 'response')];
-  const parts = ordered.map((k) => `${RENAME[k] ?? k}=${formatValue(k, record[k])}`);
+  // `to` is an address on delivery lines but a count on `received` ones: Postfix's nrcpt
+  const first = typeof record['to'] === 'number' ? FIRST.filter((k) => k !== 'to') : FIRST;
+  const ordered = [...first.filter((k) => keys.includes(k)), ...keys.filter((k) => !first.includes(k) && k !== 'status' && k !== 'response')];
+  const parts = ordered.map((k) => `${k === 'to' && typeof record[k] === 'number' ? 'nrcpt' : (RENAME[k] ?? k)}=${formatValue(k, record[k])}`);
   if (record['status'] !== undefined) {
     const response = record['response'];
     parts.push(`status=${formatValue('status', record['status'])}${typeof response === 'string' && response !== '' ? ` (${response.replace(/[\r\n]+/g, ' ')})` : ''}`);

@@ -53,7 +53,8 @@ export class OutcomeRecorder {
       return;
     }
     if (attempt.outcome === 'sent') this.deps.health.markSuccess(attempt.relay);
-    else if (attempt.failure !== undefined) this.deps.health.markFailure(attempt.relay, attempt.reason ?? attempt.response, attempt.failure.markDown);
+    // the upstream's own answer (or the connection error), not the rule's sentence: /status shows it
+    else if (attempt.failure !== undefined) this.deps.health.markFailure(attempt.relay, attempt.response || (attempt.reason ?? ''), attempt.failure.markDown);
     const delayMs = this.deps.clock.now() - Date.parse(meta.receivedAt);
     this.deps.metrics?.outcome(attempt.outcome, attempt.relay, attempt.recipients.length, delayMs / 1000);
     if (this.deps.trace() === 'off') return;
@@ -61,8 +62,8 @@ export class OutcomeRecorder {
     for (const to of attempt.recipients) {
       log[level](
         {
-          from: meta.envelope.mailFrom,
           to,
+          ...senders(meta),
           relay: attempt.relay,
           attempt: meta.attempts + 1,
           delayMs,
@@ -152,6 +153,15 @@ export class OutcomeRecorder {
     };
     await this.deps.spool.update({ ...meta, recipients });
     await this.deps.spool.fail(meta.qid, failure);
-    this.deps.logger.child({ qid: meta.qid }).error({ from: meta.envelope.mailFrom, reason, recipients: failure.recipients }, 'failed');
+    this.deps.logger.child({ qid: meta.qid }).error({ ...senders(meta), reason, recipients: failure.recipients }, 'failed');
   }
+}
+
+/** The sender as sent upstream and as the application gave it (envelope and header From), for every line about a message. */
+export function senders(meta: SpoolMeta): { from: string; originalSender?: string; originalFrom?: string } {
+  return {
+    from: meta.envelope.mailFrom,
+    ...(meta.originalMailFrom !== undefined ? { originalSender: meta.originalMailFrom } : {}),
+    ...(meta.facts.from !== undefined ? { originalFrom: meta.facts.from } : {}),
+  };
 }
