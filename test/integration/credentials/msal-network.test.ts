@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, it, expect } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
@@ -7,6 +5,7 @@ import { createOAuth2TokenSource } from '../../../src/delivery/credentials/oauth
 import { createUndiciNetworkClient } from '../../../src/delivery/credentials/msal-network.js';
 import { TokenCache } from '../../../src/delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from '../../../src/delivery/credentials/token-status.js';
+import { startLocalConnectProxy, type ConnectProxy } from '../../helpers/connect-proxy.js';
 import { startFakeTokenEndpoint, tlsFixture } from '../../helpers/fake-token-endpoint.js';
 import { OAuth2AuthForTest, capturedLogger } from './support.js';
 
@@ -18,45 +17,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A minimal HTTP CONNECT proxy on 127.0.0.1 that only tunnels to localhost/127.0.0.1. */
-async function startConnectProxy(): Promise<{ url: string; connects: string[] }> {
-  const connects: string[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((_req, res) => {
-    res.writeHead(405).end();
-  });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.on('connect', (req, clientSocket: Socket, head: Buffer) => {
-    const target = req.url ?? '';
-    connects.push(target);
-    const [host, port] = target.split(':');
-    if ((host !== 'localhost' && host !== '127.0.0.1') || port === undefined) {
-      clientSocket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
-      return;
-    }
-    const upstream = connect(Number(port), '127.0.0.1', () => {
-      clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(clientSocket);
-      clientSocket.pipe(upstream);
-    });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => clientSocket.destroy());
-    clientSocket.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connects };
+async function startConnectProxy(): Promise<ConnectProxy> {
+  const proxy = await startLocalConnectProxy();
+  cleanups.push(() => proxy.close());
+  return proxy;
 }
 
 describe(createUndiciNetworkClient.name, () => {

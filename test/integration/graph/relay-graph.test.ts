@@ -11,6 +11,7 @@ import nodemailer from 'nodemailer';
 import { describe, expect, it } from 'vitest';
 import { checkUpstreams } from '../../../src/cli/validate-connect.js';
 import { parseConfig } from '../../../src/config/load.js';
+import { startLocalConnectProxy } from '../../helpers/connect-proxy.js';
 import { startFakeUpstream, startRefusingPort, type FakeUpstream } from '../../helpers/fake-upstream.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { ensureBuilt, startRelayProcess, type RelayProcess } from '../../helpers/relay-process.js';
@@ -182,6 +183,18 @@ describe('relay with a Microsoft Graph upstream', () => {
     expect(r.entra.tokenRequests).toHaveLength(1);
     expect(r.graph.maxConcurrent).toBeLessThanOrEqual(4);
     expect(r.graph.requests.filter((q) => q.status === 429)).toEqual([]);
+  });
+
+  it('goes through upstreams[].proxy (HTTP CONNECT) for Graph and token requests, trusting tls.ca', async () => {
+    const r = await rig();
+    const proxy = await startLocalConnectProxy();
+    cleanups.push(() => proxy.close());
+    const relayed = await relay({ upstreams: [graphUpstream(r, { proxy: proxy.url })] });
+    const raw = await compose({ from: MAILBOX, to: 'anna@dest.test', subject: 'via proxy', text: 'hi' });
+    await submit(relayed.port, raw, MAILBOX, ['anna@dest.test']);
+    await r.graph.waitForDeliveries(1);
+    expect(proxy.connects).toContain(`localhost:${new URL(r.graph.endpoint).port}`);
+    expect(proxy.connects).toContain(`localhost:${r.entra.port}`);
   });
 
   it('validate --connect shows the token\'s roles and whether Mail.Send is granted, and sends nothing', async () => {
