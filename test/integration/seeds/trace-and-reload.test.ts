@@ -38,14 +38,18 @@ describe('log.trace "detail" on its own (log.level info), switched by reload', (
 
     await send(relay.port, { to: 'one@dest.test' });
     await up.waitForMessages(1);
+    // the delivery line is written after the attempt's transcript: once it is read, so is the transcript
+    await relay.logs.waitFor('delivery', (r) => r['to'] === 'one@dest.test');
     expect(transcript()).toHaveLength(1);
-    expect(transcript()[0]).toContain('"level":20');
+    expect(transcript()[0]).toContain('"level":"debug"');
 
     await writeFile(configPath, config('summary'));
     process.kill(relay.pid, 'SIGHUP'); // the child this test started
     await relay.logs.waitFor('config.changed', (r) => String(r['changed']).includes('log.trace'));
     await send(relay.port, { to: 'two@dest.test' });
     await up.waitForMessages(2);
+    // the delivery line is written after the attempt's transcript: once it is read, so is the transcript
+    await relay.logs.waitFor('delivery', (r) => r['to'] === 'two@dest.test');
     expect(transcript()).toHaveLength(1);
 
     await writeFile(configPath, config('detail'));
@@ -53,6 +57,8 @@ describe('log.trace "detail" on its own (log.level info), switched by reload', (
     await relay.logs.waitFor('config.changed', () => relay.logs.events('config.changed').length === 2);
     await send(relay.port, { to: 'three@dest.test' });
     await up.waitForMessages(3);
+    // the delivery line is written after the attempt's transcript: once it is read, so is the transcript
+    await relay.logs.waitFor('delivery', (r) => r['to'] === 'three@dest.test');
     expect(transcript()).toHaveLength(2);
   });
 });
