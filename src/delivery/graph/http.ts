@@ -11,7 +11,7 @@
  * Never: follow redirects; log or return a token, a request body or an upload URL.
  * Assumes: answers are JSON or empty; every request is bounded by the upstream's timeouts.
  */
-import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Clock } from '../../core/clock.js';
 import type { TokenSource } from '../credentials/token-source.js';
 import { httpError, networkError, retryAfterMs, type GraphError } from './errors.js';
@@ -78,7 +78,9 @@ class Slots {
 }
 
 export class GraphHttp {
-  private readonly dispatcher: Dispatcher;
+  /** undici is loaded on the first request, so a relay without a graph upstream never loads it */
+  private client: Promise<{ readonly dispatcher: Dispatcher; readonly request: typeof import('undici').request }> | undefined;
+  private readonly connect: () => Promise<{ readonly dispatcher: Dispatcher; readonly request: typeof import('undici').request }>;
   private readonly slots: Slots;
   private readonly sleep: (ms: number) => Promise<void>;
 
@@ -92,10 +94,14 @@ export class GraphHttp {
       minVersion: options.tls.minVersion,
     };
     const timeouts = { headersTimeout: options.socketTimeoutMs, bodyTimeout: options.socketTimeoutMs, connectTimeout: options.connectTimeoutMs };
-    this.dispatcher =
-      options.proxy === undefined
-        ? new Agent({ connect: { ...tls, timeout: options.connectTimeoutMs }, ...timeouts })
-        : new ProxyAgent({ uri: options.proxy, requestTls: tls, proxyTls: tls, ...timeouts });
+    this.connect = async () => {
+      const { Agent, ProxyAgent, request } = await import('undici');
+      const dispatcher =
+        options.proxy === undefined
+          ? new Agent({ connect: { ...tls, timeout: options.connectTimeoutMs }, ...timeouts })
+          : new ProxyAgent({ uri: options.proxy, requestTls: tls, proxyTls: tls, ...timeouts });
+      return { dispatcher, request };
+    };
     this.slots = new Slots(options.maxConcurrent ?? GRAPH_MAX_CONCURRENT_PER_MAILBOX);
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
@@ -132,6 +138,7 @@ export class GraphHttp {
       const token = await this.options.tokens.getToken(forceRefresh ? { forceRefresh: true } : undefined);
       headers.authorization = `Bearer ${token.accessToken}`;
     }
+    const { dispatcher, request } = await (this.client ??= this.connect());
     const release = await this.slots.take();
     try {
       let res: Dispatcher.ResponseData;
@@ -140,7 +147,7 @@ export class GraphHttp {
           method: req.method,
           headers,
           ...(req.body === undefined ? {} : { body: req.body }),
-          dispatcher: this.dispatcher,
+          dispatcher,
         });
       } catch (err) {
         throw networkError(req.command, err);
@@ -164,7 +171,7 @@ export class GraphHttp {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    if (this.client !== undefined) await (await this.client).dispatcher.close();
   }
 }
 

@@ -77,7 +77,7 @@ describe('client certificate expiry warning (createOAuth2TokenSource)', () => {
     expect(entry?.certificateExpiresAt).toBe(new Date(VALID_TO_MS).toISOString());
     expect(entry?.certificateWarning).toMatch(/expires in 10 days/);
     const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'token.certificate_expiring');
-    expect(warning).toMatchObject({ level: 40, upstream: 'm365', daysLeft: 10 });
+    expect(warning).toMatchObject({ level: 'warn', upstream: 'm365', daysLeft: 10 });
     expect(lines.join('')).not.toContain(APP_KEY.split('\n')[1]);
   });
 

@@ -41,8 +41,9 @@ describe('OutcomeRecorder.attempted: health, metrics and the delivery line speak
   it('only a sent try marks the upstream healthy', async () => {
     const { recorder, health, spool, clock } = setup();
     const meta = await queued(spool);
-    recorder.attempted(meta, tryOf('deferred', { reason: 'unclassified delivery error; retrying later', failure: { errorCode: undefined, markDown: false } }));
-    expect(health.snapshot(['primary'])[0]).toMatchObject({ up: true, lastSuccessAt: undefined, lastError: 'unclassified delivery error; retrying later', consecutiveFailures: 1 });
+    recorder.attempted(meta, tryOf('deferred', { response: '421 4.4.2 connection dropped', reason: 'unclassified delivery error; retrying later', failure: { errorCode: undefined, markDown: false } }));
+    // /status shows the upstream's own answer, not the rule's sentence
+    expect(health.snapshot(['primary'])[0]).toMatchObject({ up: true, lastSuccessAt: undefined, lastError: '421 4.4.2 connection dropped', consecutiveFailures: 1 });
     clock.advance(1000);
     recorder.attempted(meta, tryOf('sent', { dsn: '2.0.0' }));
     expect(health.snapshot(['primary'])[0]).toMatchObject({ lastSuccessAt: new Date(clock.now()).toISOString(), consecutiveFailures: 0 });
