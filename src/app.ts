@@ -27,7 +27,9 @@ import { createHttpServer } from './ops/http.js';
 import { createLogger } from './ops/logger.js';
 import { createMetrics, summarizeQueue, type RelayMetrics } from './ops/metrics.js';
 import { createReadinessCheck } from './ops/readiness.js';
+import { RecentDeliveries } from './ops/recent.js';
 import { SpoolAdmin } from './ops/spool-admin.js';
+import { buildOverview, pageAssets } from './ops/status-page.js';
 import { OutcomeRecorder } from './outcome/record.js';
 import { RateLimiter } from './routing/rate-limit.js';
 import { UpstreamHealth } from './routing/upstream-health.js';
@@ -132,6 +134,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   });
   tokens.onFetched = (upstream, expiresOnMs) => metrics.tokenFetched(upstream, expiresOnMs);
 
+  const recent = new RecentDeliveries();
   const recorder = new OutcomeRecorder({
     spool,
     clock,
@@ -141,6 +144,8 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     maxLifetimeHours: () => config().delivery.retry.maxLifetimeHours,
     trace: () => config().log.trace,
     metrics,
+    onTry: (meta, t) =>
+      recent.add({ at: new Date(clock.now()).toISOString(), qid: meta.qid, recipients: t.recipients, relay: t.relay, outcome: t.outcome, dsn: t.dsn, response: t.response, sender: meta.envelope.mailFrom, originalSender: meta.originalMailFrom }),
   });
   const dispatcher = new Dispatcher({ config, spool, upstreams: () => upstreams, health, rate, recorder, clock, logger });
   const receiver = createReceiver({
@@ -173,6 +178,18 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         adminTokenFile: adminTokenPath(spool.dir),
         limits: { maxConnections: initial.http.maxConnections, headersTimeoutMs: initial.http.headersTimeoutSeconds * 1000, idleTimeoutMs: initial.http.idleTimeoutSeconds * 1000 },
         status: () => ({ upstreams: health.snapshot(upstreamOrder()), tokens: tokens.snapshot() }),
+        page: {
+          asset: pageAssets(),
+          overview: () =>
+            buildOverview({
+              spool: (limit) => spoolAdmin.overview(limit),
+              upstreams: () => health.snapshot(upstreamOrder()),
+              tokens: () => tokens.snapshot(),
+              recent: () => recent.list(),
+              totals: () => metrics.totals(),
+              now: () => clock.now(),
+            }),
+        },
         admin: {
           list: () => spoolAdmin.list(),
           failedCount: () => spoolAdmin.failedCount(),

@@ -42,6 +42,7 @@ export const QUEUE_HELP = `Usage: smtp-sidecar queue list [--failed] [--json] [-
        smtp-sidecar queue delete QID [--config FILE]
        smtp-sidecar queue requeue QID | requeue --all [--config FILE]
        smtp-sidecar queue purge --failed [--older-than 7d] [--config FILE]
+       smtp-sidecar queue page [--config FILE]
 
 Shows and manages the messages in the spool, like mailq and postsuper. Talks to the running
 relay through its admin API (http.host:http.port) with the token the relay writes to
@@ -61,6 +62,8 @@ command's stderr).
   purge --failed  delete every failed message (--older-than 7d: only those that failed at
                   least that long ago; units s, m, h, d). The relay itself deletes failed mail
                   older than delivery.failedRetentionDays (default 30).
+  page            print the link to the running relay's status page (with its admin token in
+                  the #fragment, which the browser keeps to itself); open it on this machine
   --json          list and list --failed print JSON
 
 Exit codes: 0 success, 1 no such message or the relay/spool failed, 2 usage error or invalid config.
@@ -92,7 +95,8 @@ type Operation =
   | { readonly kind: 'delete'; readonly qid: string }
   | { readonly kind: 'requeue'; readonly qid: string }
   | { readonly kind: 'requeue-all' }
-  | { readonly kind: 'purge'; readonly olderThanMs: number };
+  | { readonly kind: 'purge'; readonly olderThanMs: number }
+  | { readonly kind: 'page' };
 
 /** What each backend (admin API, spool files) offers; undefined/false mean "no such message". */
 interface QueueBackend {
@@ -141,6 +145,8 @@ function parseOperation(options: QueueCommandOptions): Operation | string {
       const olderThanMs = parseAge(options.olderThan);
       return olderThanMs === undefined ? `--older-than "${options.olderThan}" is not an age like 7d, 12h, 30m or 90s` : { kind: 'purge', olderThanMs };
     }
+    case 'page':
+      return qid === undefined ? { kind: 'page' } : `unexpected argument "${qid}"`;
     case undefined:
       return 'missing subcommand (list, show, retry, delete, requeue or purge)';
     default:
@@ -167,6 +173,7 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
   const clock = deps.clock ?? systemClock;
   const user = localUser();
   const spoolDir = resolve(config.delivery.spoolDir);
+  if (operation.kind === 'page') return printPageLink(config, spoolDir, io);
   const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? 3000, adminTokenPath(spoolDir), user) : undefined;
   const run = async (backend: QueueBackend): Promise<number> => execute(operation, backend, io, clock, options.json);
   /** the spool files, under the spool's lock: refused while a relay (or another queue) holds it */
@@ -246,6 +253,8 @@ async function execute(operation: Operation, backend: QueueBackend, io: CliIo, c
       io.stdout(`${count} failed message(s) requeued, due now\n`);
       return EXIT.OK;
     }
+    case 'page':
+      return EXIT.USAGE_OR_CONFIG; // handled before a backend is chosen
     case 'purge': {
       const count = await backend.purgeFailed(operation.olderThanMs);
       io.stdout(`${count} failed message(s) deleted\n`);
@@ -289,6 +298,21 @@ class SpoolAdminBackend implements QueueBackend {
   async purgeFailed(olderThanMs: number): Promise<number> {
     return (await this.admin.purgeFailed(olderThanMs, this.actor)).length;
   }
+}
+
+/** `queue page`: the status page's address with the running relay's admin token in the fragment. */
+async function printPageLink(config: Config, spoolDir: string, io: CliIo): Promise<number> {
+  if (!config.http.enabled) {
+    io.stderr('smtp-sidecar queue: http.enabled is false, so the relay serves no status page\n');
+    return EXIT.FAILURE;
+  }
+  const token = await readAdminToken(adminTokenPath(spoolDir));
+  if ('problem' in token) {
+    io.stderr(`smtp-sidecar queue: ${token.problem}\n`);
+    return EXIT.FAILURE;
+  }
+  io.stdout(`${adminBaseUrl(config)}/#token=${token.token}\n`);
+  return EXIT.OK;
 }
 
 export function adminBaseUrl(config: Config): string {

@@ -15,6 +15,10 @@
  * Assumes: the status and readiness objects it is given are already free of secrets,
  * recipients and subjects; the admin token file's directory exists when listen() is called.
  *
+ * Status page (status-page.ts): GET /, /page.css, /page.js serve its files (loopback peer, exact
+ * Host and no cross-site request, as for admin routes; no token: they hold no data), and
+ * GET /admin/overview is its data (an admin route: token required).
+ *
  * Admin routes (token required; each action is audited by the handlers, with who asked: `cli`
  * when the request carries `X-Smtp-Sidecar-Client: cli`, else `api`, the peer address:port and
  * the user agent):
@@ -39,6 +43,7 @@ import { AdminGuard, loopbackHostHeaders, publishAdminToken } from './admin-auth
 import type { Actor, FailedRow, QueueRow, ShownMessage } from './spool-admin.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ReadinessReport } from './readiness.js';
+import { isPageAsset, PAGE_HEADERS, type PageAsset } from './status-page.js';
 
 export interface AdminHandlers {
   list(): Promise<readonly QueueRow[]>;
@@ -62,11 +67,12 @@ export interface AdminHandlers {
 /** Who sent an admin request, for the audit line (the CLI says so in a header; it cannot prove it). */
 export function actorOf(req: IncomingMessage, by?: Actor['by']): Actor {
   const peer = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-  const cli = req.headers['x-smtp-sidecar-client'] === 'cli';
+  const client = req.headers['x-smtp-sidecar-client'];
+  const cli = client === 'cli';
   const user = req.headers['x-smtp-sidecar-user'];
   const agent = req.headers['user-agent'];
   return {
-    by: by ?? (cli ? 'cli' : 'api'),
+    by: by ?? (cli ? 'cli' : client === 'page' ? 'page' : 'api'),
     peer,
     ...(cli && typeof user === 'string' && /^[\w.@-]{1,64}$/.test(user) ? { user } : {}),
     ...(typeof agent === 'string' && agent !== '' ? { userAgent: agent.slice(0, 200) } : {}),
@@ -81,6 +87,8 @@ export interface HttpServerDeps {
   readonly readiness: () => Promise<ReadinessReport>;
   readonly status?: () => object;
   readonly admin?: AdminHandlers;
+  /** the status page at `/` (its files) and GET /admin/overview (its data, token required) */
+  readonly page?: { readonly asset: (path: string) => Promise<PageAsset | undefined>; readonly overview: () => Promise<object> };
   /** where listen() publishes the per-process admin token (admin-auth.ts); required with `admin` */
   readonly adminTokenFile?: string;
   /** for /healthz uptimeSeconds; defaults to the system clock */
@@ -133,7 +141,7 @@ class HttpProblem {
 }
 
 type Route = { readonly methods: Readonly<Record<string, () => Promise<Reply>>> };
-type Reply = { readonly statusCode: number; readonly body: string; readonly contentType: string };
+type Reply = { readonly statusCode: number; readonly body: string; readonly contentType: string; readonly headers?: Readonly<Record<string, string>> };
 
 const json = (statusCode: number, value: unknown): Reply => ({
   statusCode,
@@ -158,6 +166,10 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
     if (admin === undefined) return undefined;
     const actor = () => actorOf(req);
     const missing = (qid: string, what = 'queued') => json(404, { error: `no ${what} message ${qid}` });
+    if (path === '/admin/overview' && deps.page !== undefined) {
+      const page = deps.page;
+      return { methods: { GET: async () => json(200, await page.overview()) } };
+    }
     if (path === '/admin/queue') return { methods: { GET: async () => json(200, { messages: await admin.list(), failedCount: await admin.failedCount() }) } };
     if (path === '/admin/queue/retry-all') return { methods: { POST: async () => json(200, { retried: await admin.retryAll(actor()) }) } };
     if (path === '/admin/failed') return { methods: { GET: async () => json(200, { messages: await admin.listFailed() }) } };
@@ -216,8 +228,21 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
         const status = deps.status;
         return status === undefined ? undefined : { methods: { GET: async () => json(200, status()) } };
       }
-      default:
+      default: {
+        const page = deps.page;
+        if (page !== undefined && isPageAsset(path)) {
+          return {
+            methods: {
+              GET: async () => {
+                const asset = await page.asset(path);
+                if (asset === undefined) throw new HttpProblem(404, `no such endpoint ${path}`);
+                return { statusCode: 200, body: asset.body, contentType: asset.contentType, headers: PAGE_HEADERS };
+              },
+            },
+          };
+        }
         return path === '/admin' || path.startsWith('/admin/') ? adminRoute(path, req, url) : undefined;
+      }
     }
   };
 
@@ -228,6 +253,15 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
       const verdict = guard.check({ method: req.method, remoteAddress: req.socket.remoteAddress, headers: req.headers });
       if (!verdict.ok) {
         log.warn({ client: req.socket.remoteAddress, method: req.method, path, status: verdict.status }, 'admin.refused');
+        throw new HttpProblem(verdict.status, verdict.reason);
+      }
+    }
+    if (deps.page !== undefined && isPageAsset(path)) {
+      // The page's files hold no data, but they answer only to this server's own name (no DNS
+      // rebinding onto it) and never to a cross-site request; the data behind them needs the token.
+      const verdict = guard.check({ method: req.method, remoteAddress: req.socket.remoteAddress, headers: req.headers });
+      if (!verdict.ok && verdict.status !== 401) {
+        log.warn({ client: req.socket.remoteAddress, method: req.method, path, status: verdict.status }, 'page.refused');
         throw new HttpProblem(verdict.status, verdict.reason);
       }
     }
@@ -249,6 +283,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
       'x-content-type-options': 'nosniff',
     };
     if (allow !== undefined) headers.allow = allow;
+    if (reply.headers !== undefined) Object.assign(headers, reply.headers);
     if (reply.statusCode === 401) headers['www-authenticate'] = 'Bearer realm="smtp-sidecar admin"';
     res.writeHead(reply.statusCode, headers);
     res.end(reply.body);

@@ -54,9 +54,20 @@ export interface MetricsSources {
   readonly failed?: () => MaybePromise<number>;
 }
 
+/** Totals since start, for the status page. */
+export interface MetricTotals {
+  readonly received: number;
+  readonly rejected: number;
+  readonly delivered: number;
+  readonly deferred: number;
+  readonly failed: number;
+}
+
 export interface RelayMetrics {
   /** the registry to serve on /metrics (registry.metrics(), registry.contentType) */
   readonly registry: Registry;
+  /** messages received and rejected, recipients delivered, deferred and failed (all labels summed) */
+  totals(): Promise<MetricTotals>;
   /** a message was spooled (intake's onReceived) */
   received(sizeBytes: number): void;
   /** a message was refused; `reason` is a short code such as E_ATTACHMENT_COUNT (intake's onRejected) */
@@ -190,8 +201,18 @@ export function createMetrics(sources: MetricsSources = {}): RelayMetrics {
   }
 
   const count = (recipients: number) => (Number.isFinite(recipients) && recipients > 0 ? recipients : 0);
+  const sum = async (counter: Counter) => (await counter.get()).values.reduce((n, v) => n + v.value, 0);
   return {
     registry,
+    async totals() {
+      return {
+        received: await sum(receivedMessages),
+        rejected: await sum(rejectedMessages),
+        delivered: await sum(deliveredRecipients),
+        deferred: await sum(deferredRecipients),
+        failed: await sum(failedRecipients),
+      };
+    },
     received(sizeBytes) {
       receivedMessages.inc();
       if (Number.isFinite(sizeBytes) && sizeBytes > 0) receivedBytes.inc(sizeBytes);

@@ -11,7 +11,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { FailureReason, Logger, Spool } from '../core/ports.js';
-import type { Attempt, Outcome, RecipientResult, RecipientState, SpoolMeta } from '../core/types.js';
+import type { Attempt, Outcome, RecipientResult, RecipientState, SpoolMeta, Try } from '../core/types.js';
 
 export type AttemptConclusion =
   | {
@@ -34,6 +34,8 @@ export interface RecordDeps {
   readonly maxLifetimeHours: () => number;
   readonly trace: () => 'off' | 'summary' | 'detail';
   readonly metrics?: { outcome(outcome: Outcome, relay: string, recipients: number, latencySeconds: number): void };
+  /** every upstream try (the status page's recent deliveries) */
+  readonly onTry?: (meta: SpoolMeta, attempt: Try) => void;
 }
 
 export class OutcomeRecorder {
@@ -52,6 +54,7 @@ export class OutcomeRecorder {
       if (attempt.why === 'limits') log.info({ relay: attempt.relay }, 'upstream.skipped-limits');
       return;
     }
+    this.deps.onTry?.(meta, attempt);
     if (attempt.outcome === 'sent') this.deps.health.markSuccess(attempt.relay);
     // the upstream's own answer (or the connection error), not the rule's sentence: /status shows it
     else if (attempt.failure !== undefined) this.deps.health.markFailure(attempt.relay, attempt.response || (attempt.reason ?? ''), attempt.failure.markDown);

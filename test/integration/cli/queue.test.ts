@@ -255,6 +255,21 @@ describe('queue (direct mode on the spool files)', () => {
     expect((await run(['list'], { olderThan: '7d' })).code).toBe(2);
   });
 
+  it('page prints the status page link with the running relay\'s token in the fragment, or says why not', async () => {
+    const noHttp = await run(['page']);
+    expect(noHttp.code).toBe(1);
+    expect(noHttp.io.err()).toMatch(/http\.enabled is false/);
+    const path = join(dir, 'config-page.json');
+    await writeFile(path, JSON.stringify({ delivery: { spoolDir: join(dir, 'spool'), fsync: false }, http: { host: '127.0.0.1', port: 8099 } }));
+    const noToken = await run(['page'], { config: path });
+    expect(noToken.code).toBe(1);
+    expect(noToken.io.err()).toMatch(/admin\.token does not exist: is the relay running/);
+    await writeFile(join(dir, 'spool', 'admin.token'), 'abcDEF123_-\n', { mode: 0o600 });
+    const link = await run(['page'], { config: path });
+    expect(link.code).toBe(0);
+    expect(link.io.out()).toBe('http://127.0.0.1:8099/#token=abcDEF123_-\n');
+  });
+
   it('parses ages for --older-than', () => {
     expect(parseAge('7d')).toBe(7 * 86_400_000);
     expect(parseAge('12h')).toBe(12 * 3_600_000);

@@ -279,6 +279,9 @@ describe('the runtime image contents, without Docker', () => {
       expect(existsSync(join(dir, 'node_modules', 'smtp-server'))).toBe(true);
       expect(existsSync(join(dir, 'node_modules', 'vitest'))).toBe(false);
       expect(existsSync(join(dir, 'node_modules', 'typescript'))).toBe(false);
+      // the status page's files are part of the build output (npm run build copies them next to http.js)
+      for (const file of ['index.html', 'page.css', 'page.js']) expect(existsSync(join(dir, 'dist', 'ops', 'page', file)), file).toBe(true);
+      expect(existsSync(join(dir, 'node_modules', 'pino-pretty'))).toBe(false); // --pretty needs no extra package
 
       const help = await run(process.execPath, ['dist/main.js', '--help'], { cwd: dir, timeout: 20_000 });
       expect(help.stdout).toContain('Usage: smtp-sidecar');
