@@ -44,6 +44,8 @@ export interface TransportContext {
   readonly trace: Config['log']['trace'];
   /** the upstream's token source, when its auth is oauth2 */
   readonly credentials: TokenSource | undefined;
+  /** message.globalFrom (a Graph upstream sends as auth.user only when neither it nor upstreams[].from is set) */
+  readonly globalFrom: string | undefined;
 }
 
 export type TransportFactory<P extends Protocol = Protocol> = (upstream: Extract<UpstreamConfig, { protocol: P }>, context: TransportContext) => UpstreamTransport;
@@ -114,6 +116,7 @@ export function buildUpstreamSet(config: Config, deps: UpstreamSetDeps): Upstrea
         logger: deps.logger,
         clock: deps.clock,
         defaultHostname: config.listen.hostname,
+        globalFrom: config.message.globalFrom,
         trace: config.log.trace,
         credentials,
       });

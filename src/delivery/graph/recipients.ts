@@ -21,7 +21,8 @@ import { formatMailbox } from '../../core/address.js';
 import type { Mailbox } from '../../core/types.js';
 import type { TopHeaderEdit } from './mime.js';
 
-function mailboxes(values: readonly string[]): Mailbox[] {
+/** Every mailbox of address-list field values (groups flattened), names decoded. */
+export function mailboxes(values: readonly string[]): Mailbox[] {
   if (values.length === 0) return [];
   const parsed = parseAddressHeader([...values]);
   const flat: Mailbox[] = [];
@@ -73,4 +74,14 @@ export function recipientEdits(
   const namesByAddress = new Map(bcc.map((m) => [key(m.address), m.name] as const));
   edits.push({ name: 'Bcc', value: hidden.length === 0 ? undefined : formatList(hidden.map((a) => ({ name: namesByAddress.get(key(a)) ?? '', address: a }))) });
   return edits;
+}
+
+/**
+ * The From edit that makes the message go out as `address` (the display name kept), or none when
+ * its From already is that address.
+ */
+export function senderEdit(from: readonly string[], address: string): TopHeaderEdit[] {
+  const current = mailboxes(from)[0];
+  if (current !== undefined && key(current.address) === key(address)) return [];
+  return [{ name: 'From', value: formatMailbox({ name: current?.name ?? '', address }) }];
 }

@@ -18,6 +18,9 @@
  *      with it;
  *   4. POST .../send. If the draft cannot be completed it is deleted.
  * - Recipients are the SMTP envelope (recipients.ts rewrites To/Cc/Bcc only when they differ).
+ * - From: with `defaultFrom` (auth.user, when the config names no sender) a different From
+ *   address is rewritten to it, display name kept; otherwise From goes as the policies left it
+ *   and Graph checks Send As (ErrorSendAsDenied: final, with the remedy, in the rule table).
  * - Restart safety: a draft id left in the spool entry by a run that died (kill -9) is deleted
  *   before the message is built again. If that run had already asked Graph to send it (phase
  *   "sending") and the draft is gone (404), the send went through: the message counts as
@@ -36,7 +39,7 @@ import type { TokenSource } from '../credentials/token-source.js';
 import { GraphError, httpError } from './errors.js';
 import { GraphHttp, type GraphHttpOptions } from './http.js';
 import { decodedLeaf, rewriteMime, scanMime, type MimeLeaf, type TopHeaderEdit } from './mime.js';
-import { recipientEdits } from './recipients.js';
+import { recipientEdits, senderEdit } from './recipients.js';
 import { verifyGraph } from './verify.js';
 
 /** Graph refuses requests above 4 MB; 4,000,000 bytes keeps clear of both readings of "MB". */
@@ -62,6 +65,11 @@ export interface GraphTransportOptions {
   readonly tokens: TokenSource;
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * Rewrite From to this address (display name kept) when it differs: set to auth.user when the
+   * config names no sender, since Graph refuses another From without Send As rights.
+   */
+  readonly defaultFrom?: string;
   /** tests: smaller PUTs to exercise resumption */
   readonly uploadChunkBytes?: number;
 }
@@ -273,7 +281,10 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
   const send = async (message: OutgoingMessage): Promise<SendReport> => {
     if (await settleEarlierRun(message)) return accepted(message, 'sent before a restart');
     const scan = await scanMime(message.raw);
-    const edits = recipientEdits(scan.headers, message.envelope.rcptTo);
+    const edits = [
+      ...recipientEdits(scan.headers, message.envelope.rcptTo),
+      ...(options.defaultFrom === undefined ? [] : senderEdit(scan.headers.from, options.defaultFrom)),
+    ];
     if (options.saveToSentItems && base64Length(message.sizeBytes + 4096) <= GRAPH_REQUEST_BUDGET_BYTES) {
       const mime = edits.length === 0 ? (Buffer.isBuffer(message.raw) ? message.raw : await readFile(message.raw.path)) : await rewriteMime(message.raw, new Set(), edits);
       await sendMail(mime);

@@ -26,6 +26,9 @@ export function createGraphUpstream(upstream: GraphUpstreamConfig, context: Tran
     endpoint: upstream.graph.endpoint,
     user: upstream.auth.user,
     saveToSentItems: upstream.graph.saveToSentItems,
+    // Graph sends as the mailbox: unless the admin chose a sender (upstreams[].from, or
+    // message.globalFrom, which then needs Send As rights), messages go out From auth.user
+    ...(upstream.from === undefined && context.globalFrom === undefined ? { defaultFrom: upstream.auth.user } : {}),
     tokens: context.credentials,
     clock: context.clock,
     logger: context.logger,

@@ -108,6 +108,21 @@ describe('relay with a Microsoft Graph upstream', () => {
     expect(r.graph.liveDrafts()).toEqual([]);
   });
 
+  it('sends as auth.user when the config names no sender; with globalFrom the From is kept and needs Send As', async () => {
+    const r = await rig({ graph: { sendAs: { [MAILBOX]: ['noreply@contoso.test'] } } });
+    const relayed = await relay({ upstreams: [graphUpstream(r)] });
+    const raw = await compose({ from: 'Legacy App <app@legacy.local>', to: 'anna@dest.test', subject: 'legacy', text: 'hi' });
+    await submit(relayed.port, raw, 'app@legacy.local', ['anna@dest.test']);
+    await r.graph.waitForDeliveries(1);
+    const sent = await simpleParser(r.graph.deliveries[0]!.mime);
+    expect(sent.from?.value).toEqual([{ name: 'Legacy App', address: MAILBOX }]);
+
+    const shared = await relay({ upstreams: [graphUpstream(r)], message: { globalFrom: 'noreply@contoso.test' } });
+    await submit(shared.port, raw, 'app@legacy.local', ['anna@dest.test']);
+    await r.graph.waitForDeliveries(2);
+    expect((await simpleParser(r.graph.deliveries[1]!.mime)).from?.value[0]?.address).toBe('noreply@contoso.test');
+  });
+
   it('sends to the envelope only: Bcc and alwaysBcc recipients get it invisibly, an address only in To gets nothing', async () => {
     const r = await rig();
     const relayed = await relay({ upstreams: [graphUpstream(r)], message: { alwaysBcc: ['audit@corp.test'] } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recipientEdits } from '../../../src/delivery/graph/recipients.js';
+import { recipientEdits, senderEdit } from '../../../src/delivery/graph/recipients.js';
 
 const headers = (to: string[], cc: string[] = [], bcc: string[] = []) => ({ to, cc, bcc });
 
@@ -27,5 +27,13 @@ describe(recipientEdits.name, () => {
     expect(edits[0]).toMatchObject({ name: 'To' });
     expect(edits[0]!.value).toMatch(/^=\?(utf-8|UTF-8)\?Q\?J=C3=BCrgen\?= <j@dest\.test>, a@dest\.test$/);
     expect(edits[1]).toEqual({ name: 'Bcc', value: undefined });
+  });
+});
+
+describe(senderEdit.name, () => {
+  it('rewrites a different From to the mailbox, keeping the display name; leaves the mailbox itself alone', () => {
+    expect(senderEdit(['"Legacy, App" <app@legacy.local>'], 'relay@contoso.com')).toEqual([{ name: 'From', value: '"Legacy, App" <relay@contoso.com>' }]);
+    expect(senderEdit(['Relay <RELAY@contoso.com>'], 'relay@contoso.com')).toEqual([]);
+    expect(senderEdit([], 'relay@contoso.com')).toEqual([{ name: 'From', value: 'relay@contoso.com' }]);
   });
 });
