@@ -28,7 +28,8 @@
  *   is settled the same way: DELETE answers 404 when Graph sent it.
  * Never: sends to an address outside the envelope; puts the token, an upload URL or message content
  *   into an error or log line; retries sendMail itself after a dropped connection (Graph may have
- *   taken it: the rule table fails over, as for SMTP).
+ *   taken it: the rule table fails over, as for SMTP). Known gap: a connection dropped during
+ *   POST .../messages may leave a draft whose id never arrived; it stays in Drafts, unsent.
  * Assumes: `auth` is oauth2 with a Graph scope (config/schema.ts); Graph answers sendMail and send
  *   with 202 and no per-recipient result, so every envelope recipient counts as accepted.
  */
