@@ -140,11 +140,19 @@ const deliverySchema = z.strictObject({
 
 const tlsSchema = z.strictObject({
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted.'),
+  maxVersion: z
+    .enum(['TLSv1.2', 'TLSv1.3'])
+    .optional()
+    .describe('Highest TLS version offered (unset: the highest Node supports); equal to minVersion for exactly one version (PeopleSoft SMTPSSLProtocol).'),
   ca: z.string().optional().describe('PEM file of the CA that signed the upstream certificate (path).'),
   servername: line().optional().describe('Name expected in the upstream certificate (SNI); defaults to host.'),
   rejectUnauthorized: z.boolean().default(true).describe('Verify the upstream certificate. false logs a warning at start-up.'),
   cert: z.string().optional().describe('Client certificate PEM file (path), for upstreams that authenticate clients.'),
   key: z.string().optional().describe('Client private key PEM file (path).'),
+}).refine((v) => v.maxVersion === undefined || v.maxVersion >= v.minVersion, {
+  message: 'must not be lower than minVersion',
+  path: ['maxVersion'],
+
 });
 
 const timeoutsSchema = z.strictObject({
@@ -158,6 +166,12 @@ const authBasic = z.strictObject({
   type: z.enum(['login', 'plain']).describe('Authentication variant: SASL LOGIN or PLAIN with user and pass.'),
   user: line().min(1).describe('User name (login/plain) or the mailbox that sends (oauth2).'),
   pass: z.string().min(1).describe('Secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...'),
+  authzid: line()
+    .min(1)
+    .optional()
+    .describe('SASL PLAIN authorization identity: log in as user but act as this identity (RFC 4616; PeopleSoft SASL authorization id). Only with type "plain".'),
+}).superRefine((v, ctx) => {
+  if (v.authzid !== undefined && v.type !== 'plain') ctx.addIssue({ code: 'custom', message: 'authzid is sent with SASL PLAIN only: set type "plain"', path: ['authzid'] });
 });
 const clientCertificateSchema = z.strictObject({
   thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: 'must be the certificate SHA-256 thumbprint as 64 hex digits' }).describe('SHA-256 thumbprint of the certificate, 64 hex digits.'),

@@ -18,6 +18,7 @@ export interface SmtpConnectionOptions {
   readonly ignoreTLS?: boolean;
   readonly tls: {
     readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+    readonly maxVersion?: 'TLSv1.2' | 'TLSv1.3';
     readonly rejectUnauthorized: boolean;
     readonly ca?: string;
     readonly servername?: string;
@@ -52,6 +53,7 @@ export function smtpConnectionOptions(upstream: UpstreamConfig, defaultHostname:
     ...tlsMode(upstream),
     tls: {
       minVersion: upstream.tls.minVersion,
+      ...(upstream.tls.maxVersion === undefined ? {} : { maxVersion: upstream.tls.maxVersion }),
       rejectUnauthorized: upstream.tls.rejectUnauthorized,
       ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca }),
       ...(upstream.tls.servername === undefined ? {} : { servername: upstream.tls.servername }),

@@ -24,10 +24,11 @@ export class SecretScrubber {
   private readonly fixed = new Set<string>();
   private readonly tokens: string[][] = [];
 
-  /** A configured secret (password, client secret, private key), with its SASL forms for `user`. */
-  add(user: string, secret: string): void {
+  /** A configured secret (password, client secret, private key), with its SASL forms for `user` (and a PLAIN authzid). */
+  add(user: string, secret: string, authzid?: string): void {
     if (secret.length < MIN_SECRET_LENGTH) return;
     for (const form of wireForms(user, secret)) this.fixed.add(form);
+    if (authzid !== undefined) this.fixed.add(b64(`${authzid}\u0000${user}\u0000${secret}`));
   }
 
   /** An access token handed out for `user`: the last few are remembered. */

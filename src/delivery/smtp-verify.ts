@@ -24,6 +24,7 @@ import type { Clock } from '../core/clock.js';
 import type { VerifyStep } from '../core/ports.js';
 import { authHint, describeSocketError, errorText, firstLine, handshakeFailureHint, type SmtpErrorShape, tlsHint, withHint } from './connect-hints.js';
 import { smtpConnectionOptions } from './connection-options.js';
+import { saslOptions } from './sasl.js';
 import type { TokenSource } from './credentials/token-source.js';
 import type { SecretScrubber } from './secret-scrubber.js';
 import { readTlsMaterial } from './tls-files.js';
@@ -80,6 +81,7 @@ async function runSteps(upstream: UpstreamConfig, deps: SmtpVerifyDeps, report: 
   const connection = new SMTPConnection({
     connection: socket,
     ...smtpConnectionOptions(upstream, deps.defaultHostname, tlsMaterial),
+    ...customAuthOf(upstream),
     socketCloseTimeout: 1000,
     logger: transcript.logger(),
     transactionLog: true,
@@ -318,6 +320,14 @@ async function login(connection: SMTPConnection, auth: SMTPConnection.Authentica
   return step(connection, (done) => connection.login(auth, (err) => done(err)));
 }
 
+/** The custom SASL handlers delivery uses for this upstream (PLAIN with authzid), so the check authenticates the same way. */
+function customAuthOf(upstream: UpstreamConfig): { customAuth?: SMTPConnection.Options['customAuth'] } {
+  const auth = upstream.auth;
+  if (auth.type !== 'login' && auth.type !== 'plain') return {};
+  const custom = saslOptions(auth).customAuth;
+  return custom === undefined ? {} : { customAuth: custom as unknown as SMTPConnection.Options['customAuth'] };
+}
+
 async function authenticate(upstream: UpstreamConfig, connection: SMTPConnection, transcript: Transcript, deps: SmtpVerifyDeps, report: Report): Promise<boolean> {
   const auth = upstream.auth;
   if (auth.type === 'none') {
@@ -343,7 +353,7 @@ async function authenticate(upstream: UpstreamConfig, connection: SMTPConnection
     }
     authData = { user: auth.user, method: 'XOAUTH2', oauth2: new XOAuth2({ user: auth.user, accessToken }) };
   } else {
-    authData = { user: auth.user, pass: auth.pass, method: auth.type === 'login' ? 'LOGIN' : 'PLAIN' };
+    authData = { user: auth.user, pass: auth.pass, method: saslOptions(auth).authMethod };
   }
 
   const before = transcript.exchanges.length;

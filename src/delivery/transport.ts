@@ -30,6 +30,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger, OutgoingMessage, RecipientRejection, SendReport, UpstreamTransport } from '../core/ports.js';
 import type { TokenSource } from './credentials/token-source.js';
 import { smtpConnectionOptions } from './connection-options.js';
+import { saslOptions, type SaslOptions } from './sasl.js';
 import { SecretScrubber } from './secret-scrubber.js';
 import { createRawSmtpPool, type RawSmtpAuth } from './smtp-raw.js';
 import { verifySmtpUpstream } from './smtp-verify.js';
@@ -136,9 +137,13 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
   // every configured login is forced: nodemailer skips AUTH silently when the server does not
   // advertise it (LIBRARIES §2), smtp-raw.ts logs in regardless, so the server refuses instead
   let rawAuth: RawSmtpAuth | undefined;
+  /** SASL handlers nodemailer runs instead of its own (PLAIN with an authorization id) */
+  let customAuth: SaslOptions['customAuth'];
   if (auth.type === 'login' || auth.type === 'plain') {
-    scrubber.add(auth.user, auth.pass);
-    rawAuth = { type: 'password', method: auth.type === 'login' ? 'LOGIN' : 'PLAIN', user: auth.user, pass: auth.pass };
+    scrubber.add(auth.user, auth.pass, auth.authzid);
+    const sasl = saslOptions(auth);
+    rawAuth = { type: 'password', method: sasl.authMethod, user: auth.user, pass: auth.pass };
+    customAuth = sasl.customAuth;
   } else if (auth.type === 'oauth2') {
     const credentials = deps.credentials;
     if (credentials === undefined) throw new Error(`upstream "${upstream.name}": oauth2 needs a TokenSource (deps.credentials)`);
@@ -173,6 +178,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
       debug: false,
       transactionLog: detail,
       logger: detail ? transcriptLogger(log) : false,
+      ...(customAuth === undefined ? {} : { customAuth: customAuth as unknown as SMTPConnection.Options['customAuth'] }),
     },
     proxy: upstream.proxy,
     auth: rawAuth,

@@ -76,6 +76,8 @@ export interface FakeUpstreamOptions extends FakeUpstreamScript {
   readonly requireClientCert?: boolean;
   /** Server certificate and key (PEM); default: the test server certificate for localhost/127.0.0.1. */
   readonly certificate?: { readonly cert: string; readonly key: string };
+  /** TLS versions the server accepts (default: smtp-server's, TLSv1 to the highest Node has). */
+  readonly tlsVersions?: { readonly min?: 'TLSv1.2' | 'TLSv1.3'; readonly max?: 'TLSv1.2' | 'TLSv1.3' };
   /** SIZE limit in bytes (advertised). */
   readonly sizeBytes?: number;
   /** The name in the greeting. */
@@ -89,6 +91,8 @@ export interface ReceivedMessage {
   readonly authUser: string | undefined;
   readonly tls: boolean;
   readonly clientCertCN: string | undefined;
+  /** the negotiated TLS protocol ('TLSv1.2', 'TLSv1.3'), undefined without TLS */
+  readonly tlsProtocol: string | undefined;
   /** the EHLO name the client used */
   readonly heloName: string;
   /** MAIL FROM parameters, upper-cased keys (e.g. SIZE, BODY) */
@@ -141,6 +145,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const clientCertBySession = new Map<string, string>();
+  const tlsProtocolBySession = new Map<string, string>();
   const recorded = new EventEmitter();
   let connections = 0;
   let closed = false;
@@ -177,6 +182,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     logger: false,
     closeTimeout: 100,
     ...(options.sizeBytes === undefined ? {} : { size: options.sizeBytes }),
+    ...(options.tlsVersions?.min === undefined ? {} : { minVersion: options.tlsVersions.min }),
+    ...(options.tlsVersions?.max === undefined ? {} : { maxVersion: options.tlsVersions.max }),
 
     onConnect(_session, callback) {
       const greeting = script.greeting;
@@ -189,6 +196,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       const peer = (socket as TLSSocket).getPeerCertificate?.();
       const cn = peer?.subject?.CN;
       if (typeof cn === 'string' && cn !== '') clientCertBySession.set(session.id, cn);
+      const protocol = (socket as TLSSocket).getProtocol?.();
+      if (typeof protocol === 'string') tlsProtocolBySession.set(session.id, protocol);
       callback();
     },
 
@@ -260,6 +269,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
             authUser: typeof session.user === 'string' ? session.user : undefined,
             tls: session.secure,
             clientCertCN: clientCertBySession.get(session.id),
+            tlsProtocol: tlsProtocolBySession.get(session.id),
             heloName: session.hostNameAppearsAs,
             mailParams: mailFrom === false ? {} : { ...(mailFrom.args || {}) },
           };
