@@ -149,9 +149,6 @@ const tlsSchema = z.strictObject({
   rejectUnauthorized: z.boolean().default(true).describe('Verify the upstream certificate. false logs a warning at start-up.'),
   cert: z.string().optional().describe('Client certificate PEM file (path), for upstreams that authenticate clients.'),
   key: z.string().optional().describe('Client private key PEM file (path).'),
-}).refine((v) => v.maxVersion === undefined || v.maxVersion >= v.minVersion, {
-  message: 'must not be lower than minVersion',
-  path: ['maxVersion'],
 
 });
 
@@ -321,6 +318,9 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
     cfg.upstreams.forEach((u, i) => {
+      if (u.tls.maxVersion !== undefined && u.tls.maxVersion < u.tls.minVersion) {
+        ctx.addIssue({ code: 'custom', message: 'must not be lower than tls.minVersion', path: ['upstreams', i, 'tls', 'maxVersion'] });
+      }
       if (names.has(u.name)) ctx.addIssue({ code: 'custom', message: `duplicate upstream name "${u.name}"`, path: ['upstreams', i, 'name'] });
       names.add(u.name);
       if (u.protocol === 'smtp' && u.auth.type === 'oauth2' && u.security === 'none') {

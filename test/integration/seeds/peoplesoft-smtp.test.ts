@@ -57,6 +57,14 @@ describe('SMTPSSLProtocol (tls.minVersion / tls.maxVersion)', () => {
   });
 });
 
+describe('tls.maxVersion below tls.minVersion', () => {
+  it('is a config error', async () => {
+    const { configSchema } = await import('../../../src/config/schema.js');
+    const r = configSchema.safeParse({ upstreams: [{ name: 'x', host: 'h', tls: { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' } }] });
+    expect(r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['upstreams.0.tls.maxVersion: must not be lower than tls.minVersion']);
+  });
+});
+
 describe('SASL PLAIN authorization id (auth.authzid)', () => {
   it('is sent as RFC 4616 authzid, in delivery and in validate --connect', async () => {
     const seen: { authzid: unknown; username: unknown }[] = [];
