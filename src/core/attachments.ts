@@ -32,3 +32,27 @@ export function exceededLimit(counted: CountedAttachments, limits: AttachmentLim
   if (limits.maxAttachmentsTotalMB !== undefined && counted.bytes > limits.maxAttachmentsTotalMB * BYTES_PER_MB) return 'size';
   return undefined;
 }
+
+/**
+ * The public text for a message over a limit ("Message has 60 attachments; the limit is 50",
+ * "Attachments total 12.4 MB; the limit is 10 MB"): the global limits and the per-upstream
+ * limits refused at DATA say it the same way.
+ */
+export function overLimitText(counted: CountedAttachments, exceeded: 'count' | 'size', limits: AttachmentLimits): string {
+  if (exceeded === 'count') {
+    const noun = counted.count === 1 ? 'attachment' : 'attachments';
+    return `Message has ${counted.count} ${noun}; the limit is ${limits.maxAttachments ?? 0}`;
+  }
+  const limitMB = limits.maxAttachmentsTotalMB ?? 0;
+  return `Attachments total ${formatMB(counted.bytes, limitMB)} MB; the limit is ${limitMB} MB`;
+}
+
+/** One decimal, or more when one decimal would not show that the size is over the limit. */
+function formatMB(bytes: number, limitMB: number): string {
+  const mb = bytes / BYTES_PER_MB;
+  for (const digits of [1, 2, 3, 4, 5, 6]) {
+    const text = mb.toFixed(digits);
+    if (Number(text) > limitMB) return text;
+  }
+  return `${mb}`;
+}

@@ -24,6 +24,7 @@ import { HeaderBlockReader } from '../message/header-block.js';
 import { applyHeaderEdits } from '../message/header-edits.js';
 import { createFactsParser } from '../message/parse.js';
 import { runPolicies, DEFAULT_POLICIES } from '../policies/index.js';
+import { refusalByUpstreamLimits } from '../routing/admission.js';
 import type { Policy } from '../policies/types.js';
 import { InFlightBudget, type InFlightLease } from './in-flight-budget.js';
 import { IntervalLog } from '../core/interval-log.js';
@@ -149,6 +150,11 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       if (outcome.kind === 'reject') {
         throw rejected(outcome.policy, new RelayError(outcome.code, { detail: outcome.detail }));
       }
+
+      // a message no upstream of its route can ever take gets 552 now, not 250 and 48 h of retries
+      const counted = countedAttachments(parsed.attachments, config.limits.countInlineParts);
+      const overLimits = refusalByUpstreamLimits(outcome.envelope.rcptTo, config.routes, config.upstreams, counted);
+      if (overLimits !== undefined) throw rejected('upstream-limits', new RelayError(overLimits.code, { detail: overLimits.detail }));
 
       const finalHeader = applyHeaderEdits(header.header, outcome.headerEdits);
       const bodySource = await body.finish();
