@@ -54,6 +54,16 @@ function rawGet(port: number, path: string, headers: Record<string, string>): Pr
   });
 }
 
+/** Opens the page as an admin does, with the token in the fragment; resolves once the queue is shown. */
+async function openPage(): Promise<void> {
+  const token = (await readFile(join(relay.spoolDir, 'admin.token'), 'utf8')).trim();
+  await page.goto('about:blank'); // a fresh load: from the page itself a fragment change would not reload it
+  await page.goto(`${base}/#token=${token}`);
+  await page.locator('#queue tbody tr', { hasText: qids.queued }).waitFor();
+}
+
+// Each test stands on its own (they pass in any order): test 1 only reads, test 2 acts on
+// `queued` (retry), `failed` (requeue) and `queued2` (delete), test 3 posts at `queued`.
 describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
   beforeAll(async () => {
     upstream = await startFakeUpstream({ failRcpt: (a) => (a.startsWith('nobody@') ? { code: 550, message: '5.1.1 <nobody@dest.test>: User unknown' } : undefined) });
@@ -106,6 +116,7 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
     const token = (await readFile(join(relay.spoolDir, 'admin.token'), 'utf8')).trim();
     expect(link).toBe(`${base}/#token=${token}`);
 
+    await page.goto('about:blank'); // a fresh load, whatever an earlier test left in the tab
     await page.goto(link);
     await page.locator('#queue tbody tr', { hasText: qids.queued }).waitFor();
     expect(page.url()).toBe(`${base}/`); // the token left the address bar
@@ -132,6 +143,7 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
   });
 
   it('Retry, Requeue and Delete act on the relay and each leaves an audit line naming the page', async () => {
+    await openPage();
     await page.getByRole('button', { name: `Retry message ${qids.queued}` }).click();
     await relay.logs.waitFor('admin', (r) => r.action === 'retry' && r.qid === qids.queued && r.by === 'page' && r.result === 'scheduled');
     await relay.logs.waitFor('deferred', (r) => r.qid === qids.queued && r.attempts === 2); // tried again at once
@@ -143,16 +155,16 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
     await relay.logs.waitFor('failed', () => relay.logs.events('failed').filter((r) => r.qid === qids.failed).length === 2);
 
     page.once('dialog', (dialog) => void dialog.accept());
-    await page.getByRole('button', { name: `Delete message ${qids.queued}` }).click();
-    await relay.logs.waitFor('admin', (r) => r.action === 'delete' && r.qid === qids.queued && r.by === 'page' && r.result === 'deleted');
-    await page.locator('#queue tbody tr', { hasText: qids.queued }).waitFor({ state: 'detached' });
-    expect(await relay.app.spool.read(qids.queued)).toBeUndefined();
+    await page.getByRole('button', { name: `Delete message ${qids.queued2}` }).click();
+    await relay.logs.waitFor('admin', (r) => r.action === 'delete' && r.qid === qids.queued2 && r.by === 'page' && r.result === 'deleted');
+    await page.locator('#queue tbody tr', { hasText: qids.queued2 }).waitFor({ state: 'detached' });
+    expect(await relay.app.spool.read(qids.queued2)).toBeUndefined();
   });
 
   it('refuses a cross-origin form post (another site in the same browser) and a foreign Host header', async () => {
     evil = createServer((_req, res) => {
       res.setHeader('content-type', 'text/html');
-      res.end(`<form id="f" method="POST" action="${base}/admin/queue/${qids.queued2}/retry"></form><script>document.getElementById('f').submit()</script>`);
+      res.end(`<form id="f" method="POST" action="${base}/admin/queue/${qids.queued}/retry"></form><script>document.getElementById('f').submit()</script>`);
     });
     await new Promise<void>((resolve) => evil!.listen(0, '127.0.0.1', () => resolve()));
     const evilPort = (evil.address() as AddressInfo).port;
@@ -161,7 +173,7 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
     await page.goto(`http://127.0.0.1:${evilPort}/`);
     const answer = await posted;
     expect(answer.status()).toBe(403);
-    await relay.logs.waitFor('admin.refused', (r) => r.path === `/admin/queue/${qids.queued2}/retry`);
+    await relay.logs.waitFor('admin.refused', (r) => r.path === `/admin/queue/${qids.queued}/retry`);
     expect(relay.logs.events('admin')).toHaveLength(before);
 
     const token = (await readFile(join(relay.spoolDir, 'admin.token'), 'utf8')).trim();
