@@ -82,6 +82,23 @@ const listenSchema = z.strictObject({
   maxClients: z.number().int().min(1).default(100).describe('Most simultaneous client connections; more get 421.'),
   socketTimeoutSeconds: z.number().positive().default(60).describe('Idle client connections are closed after this many seconds.'),
   shutdownGraceSeconds: z.number().min(0).default(30).describe('On SIGTERM, how long open sessions may finish before they get 421.'),
+  maxSessionSeconds: z
+    .number()
+    .positive()
+    .default(600)
+    .describe('Longest an SMTP session may last; then it gets 421 4.4.2 (after a DATA in progress ends) and the client reconnects.'),
+  maxJunkCommands: z
+    .number()
+    .int()
+    .min(1)
+    .default(20)
+    .describe('Most commands that send no mail (NOOP, RSET, HELO/EHLO, VRFY, HELP, unknown) a session may send between two messages; more get 421 4.7.0. Such commands also do not count as activity: one that arrives after socketTimeoutSeconds without mail gets 421 4.4.2.'),
+  minDataRateBytesPerSecond: z
+    .number()
+    .min(0)
+    .default(256)
+    .describe('Slowest average rate a DATA phase may have once it has run minDataRateAfterSeconds; slower gets 421 4.4.2 and nothing is accepted (0: no minimum).'),
+  minDataRateAfterSeconds: z.number().positive().default(30).describe('How long a DATA phase runs before minDataRateBytesPerSecond applies.'),
   maxInFlightMB: z
     .number()
     .positive()

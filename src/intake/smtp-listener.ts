@@ -3,9 +3,11 @@
  *
  * Does: accept unauthenticated SMTP from allowed client addresses, enforce the size and
  * recipient limits with replies that carry enhanced status codes, and hand each message
- * stream to the receive conductor; answer with whatever the conductor decides.
+ * stream to the receive conductor; answer with whatever the conductor decides. Cut off
+ * sessions that hold a slot without sending mail (SessionGuard: lifetime, junk commands,
+ * minimum DATA rate; slow-line-guard: slow lines), logging refusals once per interval.
  * Never: offer AUTH or STARTTLS, honour XCLIENT/XFORWARD/PROXY, do reverse DNS lookups,
- * or let one broken socket crash the process.
+ * log one line per refused connection, or let one broken socket crash the process.
  * Assumes: enhanced status codes are written into reply texts by us (smtp-server's own
  * automatic codes stay off so our texts are not double-prefixed; its built-in syntax errors,
  * such as "501 Error: Bad recipient address syntax", therefore carry none).
@@ -19,6 +21,8 @@ import { isRelayError, RelayError, toSmtpError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { guardSlowLines } from './slow-line-guard.js';
+import { IntervalLog } from '../core/interval-log.js';
+import { SessionGuard } from './session-guard.js';
 import type { Envelope } from '../core/types.js';
 import type { ListenConfig } from '../config/schema.js';
 
@@ -45,6 +49,9 @@ export interface SmtpListener {
   readonly listening: boolean;
 }
 
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+const SILENT_LEVELS = { trace: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, fatal: () => undefined };
+
 const ADDRESS_WITH_DOMAIN = /^[^@\s]+@[^@\s]+$/;
 /** C0 controls (CR, LF, NUL, ...) and DEL: never part of an address we pass on (header/command injection). */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -66,6 +73,25 @@ export function listenErrorMessage(err: NodeJS.ErrnoException, host: string, por
 export function createSmtpListener(config: ListenConfig, handlers: IntakeHandlers, logger: Logger, clock: Clock = systemClock): SmtpListener {
   const maxBytes = Math.floor(config.maxMessageSizeMB * 1024 * 1024);
   let bound = false;
+  // Refusals and cut-offs come in floods: one line per reason per minute, with a count.
+  const refusals = new IntervalLog(logger, REFUSAL_LOG_INTERVAL_MS);
+  const guard = new SessionGuard(
+    {
+      maxSessionSeconds: config.maxSessionSeconds,
+      maxJunkCommands: config.maxJunkCommands,
+      idleSeconds: config.socketTimeoutSeconds,
+      minDataRateBytesPerSecond: config.minDataRateBytesPerSecond,
+      minDataRateAfterSeconds: config.minDataRateAfterSeconds,
+    },
+    clock,
+    (id, reason, reply) => {
+      for (const connection of server.connections) {
+        if (connection.id !== id) continue;
+        refusals.note('intake.session-cut', { reason, client: connection.session.remoteAddress });
+        connection.send(421, reply, false); // a 421 closes the connection
+      }
+    },
+  );
 
   const server = new PromptGreetingServer({
     name: config.hostname,
@@ -81,11 +107,21 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
     maxClients: config.maxClients,
     socketTimeout: config.socketTimeoutSeconds * 1000,
     closeTimeout: config.shutdownGraceSeconds * 1000,
-    logger: false,
+    // smtp-server logs every command it parses at debug level ({tnx: 'command', cid, command}):
+    // the one place that sees each command (never DATA lines), so the session guard counts there.
+    logger: {
+      debug(entry: { tnx?: unknown; cid?: unknown; command?: unknown }) {
+        if (entry.tnx === 'command' && typeof entry.cid === 'string') guard.command(entry.cid, String(entry.command ?? '').toUpperCase());
+      },
+      ...SILENT_LEVELS,
+    } as unknown as SMTPServerOptions['logger'],
 
     onConnect(session, callback) {
-      if (handlers.isClientAllowed(session.remoteAddress)) return callback();
-      logger.warn({ client: session.remoteAddress, reason: 'client not in listen.allowedClients' }, 'refused');
+      if (handlers.isClientAllowed(session.remoteAddress)) {
+        guard.opened(session.id);
+        return callback();
+      }
+      refusals.note('refused', { client: session.remoteAddress, reason: 'client not in listen.allowedClients' });
       callback(toSmtpError(new RelayError('E_CLIENT_DENIED', { detail: `Relay access from ${session.remoteAddress} denied` })));
     },
 
@@ -109,9 +145,15 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
       callback();
     },
 
+    onClose(session) {
+      guard.closed(session.id);
+    },
+
     onData(stream, session, callback) {
-      const guarded = guardSize(stream, maxBytes);
-      handlers.onMessage(guarded, toIntakeSession(session)).then(
+      guard.dataStarted(session.id);
+      stream.on('data', () => guard.dataBytes(session.id, stream.byteLength));
+      const guarded = guardSize(stream, maxBytes, { paused: () => guard.dataPaused(session.id), resumed: () => guard.dataResumed(session.id) });
+      handlers.onMessage(guarded, toIntakeSession(session)).finally(() => guard.dataEnded(session.id)).then(
         (text) => callback(null, text),
         (err: unknown) => {
           // smtp-server replies only once the data stream has ended; make sure it does
@@ -122,7 +164,7 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
         },
       );
     },
-  });
+  }, (socket) => refusals.note('refused', { client: socket.remoteAddress, reason: 'listen.maxClients reached', maxClients: config.maxClients }));
 
   // One broken socket (a TLS client on the plain port, a reset) must never crash the process.
   server.on('error', (err: Error) => logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'intake.socket-error'));
@@ -132,7 +174,7 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
   const lineLimitMs = config.socketTimeoutSeconds * 1000;
   server.server.on('connection', (socket: Socket) => {
     guardSlowLines(socket, lineLimitMs, clock, () => {
-      logger.warn({ client: socket.remoteAddress, reason: 'a line took longer than listen.socketTimeoutSeconds' }, 'intake.slow-client');
+      refusals.note('intake.slow-client', { client: socket.remoteAddress, reason: 'a line took longer than listen.socketTimeoutSeconds' });
       socket.end('421 4.4.2 Line too slow; closing connection\r\n');
       setTimeout(() => socket.destroy(), 1000).unref();
     });
@@ -160,7 +202,10 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
       return new Promise<void>((resolve) => {
         if (!bound) return resolve();
         bound = false;
-        server.close(() => resolve());
+        server.close(() => {
+          refusals.flush();
+          resolve();
+        });
       });
     },
   };
@@ -191,7 +236,10 @@ export class PromptGreetingServer extends SMTPServer {
   private readonly maxClientsAllowed: number | undefined;
   private readonly greetingName: string;
 
-  constructor(options: SMTPServerOptions & { name: string }) {
+  constructor(
+    options: SMTPServerOptions & { name: string },
+    private readonly onTooManyClients: (socket: Socket) => void = () => undefined,
+  ) {
     super(options);
     this.maxClientsAllowed = options.maxClients;
     this.greetingName = options.name;
@@ -205,6 +253,7 @@ export class PromptGreetingServer extends SMTPServer {
     // init() without `setTimeout(() => this.connectionReady(), 100)`
     connection._setListeners(() => {
       if (this.maxClientsAllowed && this.connections.size > this.maxClientsAllowed) {
+        this.onTooManyClients(socket);
         return connection.send(421, `${this.greetingName} Too many connected clients, try again in a moment`, false);
       }
       connection.connectionReady();
@@ -236,7 +285,7 @@ function toIntakeSession(session: SMTPServerSession): IntakeSession {
  * conductor never spools a half message. A consumer that stops reading early (it destroys the
  * copy) never stalls the original: the rest is drained so the reply can be sent.
  */
-function guardSize(stream: SMTPServerDataStream, maxBytes: number): Readable {
+function guardSize(stream: SMTPServerDataStream, maxBytes: number, flow: { paused(): void; resumed(): void }): Readable {
   const copy = new PassThrough();
   let failed = false;
   // If the consumer gives up early (a 452 decided mid-stream), keep draining the original:
@@ -251,8 +300,14 @@ function guardSize(stream: SMTPServerDataStream, maxBytes: number): Readable {
       return;
     }
     if (!copy.write(chunk)) {
+      // the relay, not the client, holds the data back (in-flight budget, a slow disk): that
+      // time does not count against the client's DATA rate
       stream.pause();
-      copy.once('drain', () => stream.resume());
+      flow.paused();
+      copy.once('drain', () => {
+        flow.resumed();
+        stream.resume();
+      });
     }
   });
   stream.on('end', () => {
