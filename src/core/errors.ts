@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   E_TOO_MANY_RECIPIENTS: { transient: true, smtpCode: 452, enhanced: '4.5.3', text: 'Too many recipients; send the rest in another message', stage: 'intake' },
   E_BAD_ADDRESS: { transient: false, smtpCode: 501, enhanced: '5.1.3', text: 'Bad address syntax', stage: 'intake' },
   E_BARE_LINEFEED: { transient: false, smtpCode: 550, enhanced: '5.6.0', text: 'Message contains bare CR or LF characters; lines must end with CRLF', stage: 'intake' },
+  E_LINE_TOO_LONG: { transient: false, smtpCode: 550, enhanced: '5.6.0', text: 'Message has a line longer than 998 characters that cannot be folded', stage: 'intake' },
   E_HEADER_TOO_BIG: { transient: false, smtpCode: 552, enhanced: '5.3.4', text: 'Message header block is too large', stage: 'message' },
   E_MALFORMED_MESSAGE: { transient: false, smtpCode: 550, enhanced: '5.6.0', text: 'Message could not be parsed', stage: 'message' },
   E_ATTACHMENT_COUNT: { transient: false, smtpCode: 552, enhanced: '5.3.4', text: 'Too many attachments', stage: 'policies' },

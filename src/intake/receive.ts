@@ -29,6 +29,7 @@ import type { Policy } from '../policies/types.js';
 import { InFlightBudget, type InFlightLease } from './in-flight-budget.js';
 import { IntervalLog } from '../core/interval-log.js';
 import { LineEndingTransform } from './line-endings.js';
+import { LongLineFolder, MAX_LINE_CHARS } from './long-lines.js';
 import type { IntakeSession } from './smtp-listener.js';
 
 export const MAX_HEADER_BYTES = 1024 * 1024;
@@ -98,6 +99,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
     lease: InFlightLease,
   ): Promise<string> {
     const lineEndings = new LineEndingTransform(config.listen.bareLineFeeds);
+    const longLines = new LongLineFolder();
     const header = new HeaderBlockReader(MAX_HEADER_BYTES);
     const facts = createFactsParser({ maxHeaderBytes: MAX_HEADER_BYTES });
     facts.facts.catch(() => undefined); // observed below; never an unhandled rejection
@@ -107,14 +109,18 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
     try {
       stream.on('error', (err) => lineEndings.destroy(err));
       stream.pipe(lineEndings);
-      for await (const chunk of lineEndings as AsyncIterable<Buffer>) {
+      const take = async (chunk: Buffer): Promise<void> => {
         if (!facts.input.write(chunk)) await once(facts.input, 'drain');
         for (const bodyPart of header.push(chunk)) await body.add(bodyPart);
         // what this transaction holds: the header block (kept, and copied by the parser) and
         // the body while it is still below the spill threshold
         received += chunk.length;
         lease.hold((header.complete ? header.header.length : received) + body.memoryBytes);
+      };
+      for await (const raw of lineEndings as AsyncIterable<Buffer>) {
+        for (const chunk of longLines.push(raw)) await take(chunk);
       }
+      for (const chunk of longLines.end()) await take(chunk);
       header.end();
       facts.input.end();
     } catch (err) {
@@ -131,6 +137,14 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
     try {
       if (config.listen.bareLineFeeds === 'reject' && lineEndings.sawBareLineEnd) {
         throw rejected('bare-linefeed', new RelayError('E_BARE_LINEFEED'));
+      }
+      if (longLines.tooLong !== undefined) {
+        throw rejected(
+          'line-too-long',
+          new RelayError('E_LINE_TOO_LONG', {
+            detail: `Message has a line of ${longLines.tooLong} characters with no space to fold it at; SMTP allows ${MAX_LINE_CHARS} (RFC 5321): encode long content as quoted-printable or base64`,
+          }),
+        );
       }
       const parsed = await facts.facts.catch((err: unknown) => {
         throw isRelayError(err) ? rejected(err.code, err) : err;
