@@ -82,6 +82,10 @@ const listenSchema = z.strictObject({
   maxClients: z.number().int().min(1).default(100).describe('Most simultaneous client connections; more get 421.'),
   socketTimeoutSeconds: z.number().positive().default(60).describe('Idle client connections are closed after this many seconds.'),
   shutdownGraceSeconds: z.number().min(0).default(30).describe('On SIGTERM, how long open sessions may finish before they get 421.'),
+  addReceivedHeader: z
+    .boolean()
+    .default(true)
+    .describe('Add a Received: trace header (RFC 5321 4.4) to every message: the client address and HELO name, listen.hostname and the queue id.'),
   maxSessionSeconds: z
     .number()
     .positive()

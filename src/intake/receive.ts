@@ -14,6 +14,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import { countedAttachments } from '../core/attachments.js';
 import { isRelayError, RelayError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
@@ -25,6 +26,7 @@ import { applyHeaderEdits } from '../message/header-edits.js';
 import { createFactsParser } from '../message/parse.js';
 import { runPolicies, DEFAULT_POLICIES } from '../policies/index.js';
 import { refusalByUpstreamLimits } from '../routing/admission.js';
+import { formatRfc5322Date } from '../policies/date-message-id.js';
 import type { Policy } from '../policies/types.js';
 import { InFlightBudget, type InFlightLease } from './in-flight-budget.js';
 import { IntervalLog } from '../core/interval-log.js';
@@ -170,7 +172,10 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       const overLimits = refusalByUpstreamLimits(outcome.envelope.rcptTo, config.routes, config.upstreams, counted);
       if (overLimits !== undefined) throw rejected('upstream-limits', new RelayError(overLimits.code, { detail: overLimits.detail }));
 
-      const finalHeader = applyHeaderEdits(header.header, outcome.headerEdits);
+      const edits = config.listen.addReceivedHeader
+        ? [...outcome.headerEdits, { op: 'add' as const, name: 'Received', value: receivedValue(session, config.listen.hostname, qid, new Date(receivedAtMs)) }]
+        : outcome.headerEdits;
+      const finalHeader = applyHeaderEdits(header.header, edits);
       const bodySource = await body.finish();
       const meta: SpoolMeta = {
         version: 1,
@@ -234,6 +239,19 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       await body.discard();
     }
   }
+}
+
+/**
+ * The Received trace field (RFC 5321 4.4): `from <helo> ([client]) by <hostname> (smtp-sidecar)
+ * with ESMTP id <qid>; <date>`. The HELO name is the client's word: characters outside a host
+ * name's (and an address literal's) are replaced, so it can never carry header syntax. No `for`
+ * clause: with several recipients (or Bcc) it would disclose them.
+ */
+function receivedValue(session: IntakeSession, hostname: string, qid: string, at: Date): string {
+  const helo = session.heloName.replace(/[^A-Za-z0-9.:_\-[\]]/g, '?').slice(0, 100) || 'unknown';
+  const client = isIPv6(session.remoteAddress) ? `IPv6:${session.remoteAddress}` : session.remoteAddress;
+  const protocol = session.protocol !== undefined && /^[A-Z]+$/.test(session.protocol) ? session.protocol : 'SMTP';
+  return `from ${helo} ([${client}]) by ${hostname} (smtp-sidecar) with ${protocol} id ${qid}; ${formatRfc5322Date(at)}`;
 }
 
 /** The upstream's own permanent reply ("550 5.1.1 unknown user"), passed back to the client. */

@@ -31,6 +31,8 @@ export interface IntakeSession {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly heloName: string;
+  /** 'ESMTP' after EHLO, 'SMTP' after HELO (for the Received header) */
+  readonly protocol?: string;
   readonly envelope: Envelope;
 }
 
@@ -52,11 +54,12 @@ export interface SmtpListener {
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 const SILENT_LEVELS = { trace: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, fatal: () => undefined };
 
-const ADDRESS_WITH_DOMAIN = /^[^@\s]+@[^@\s]+$/;
+/** local@domain; the local part is a run without whitespace or quotes, or a quoted string ("john doe", RFC 5321 4.1.2) */
+const ADDRESS_WITH_DOMAIN = /^(?:[^@\s"]+|"(?:[^"\\]|\\.)*")@[^@\s]+$/;
 /** C0 controls (CR, LF, NUL, ...) and DEL: never part of an address we pass on (header/command injection). */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
-/** Whether an envelope address may be accepted: user@domain, no whitespace, no control characters. */
+/** Whether an envelope address may be accepted: user@domain (a quoted local part may hold spaces), no control characters. */
 export function isAcceptableEnvelopeAddress(address: string): boolean {
   return ADDRESS_WITH_DOMAIN.test(address) && !CONTROL_CHARS.test(address);
 }
@@ -212,6 +215,28 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
 }
 
 /**
+ * smtp-server splits MAIL/RCPT arguments at whitespace, so a quoted local part with a space
+ * (`"john doe"@example.com`, valid by RFC 5321 4.1.2) got `501 Bad address syntax`. Spaces
+ * inside the quotes are swapped for a placeholder before smtp-server parses the command and
+ * swapped back in the address it returns; everything else (control characters, CR/LF, the
+ * domain) is still checked by smtp-server and by isAcceptableEnvelopeAddress.
+ */
+const SPACE_PLACEHOLDER = '\ue000';
+const QUOTED_LOCAL_PART = /<"(?:[^"\\\r\n]|\\[^\r\n])*"@/;
+
+class QuotedLocalPartConnection extends SMTPConnection {
+  override _parseAddressCommand(rawName: string, rawCommand: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
+    const command = rawCommand.toString();
+    const quoted = QUOTED_LOCAL_PART.exec(command);
+    if (quoted === null || !/ /.test(quoted[0]) || command.includes(SPACE_PLACEHOLDER)) return super._parseAddressCommand(rawName, rawCommand);
+    const swapped = command.slice(0, quoted.index) + quoted[0].replace(/ /g, SPACE_PLACEHOLDER) + command.slice(quoted.index + quoted[0].length);
+    const parsed = super._parseAddressCommand(rawName, swapped);
+    if (parsed === false) return false;
+    return { ...parsed, address: parsed.address.split(SPACE_PLACEHOLDER).join(' ') };
+  }
+}
+
+/**
  * smtp-server with the 220 greeting sent at once instead of after 100 ms.
  *
  * smtp-server 3.21.6 `SMTPConnection.init()` waits a hard-coded 100 ms before it greets
@@ -246,7 +271,7 @@ export class PromptGreetingServer extends SMTPServer {
   }
 
   override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
-    const connection = new SMTPConnection(this, socket, socketOptions);
+    const connection = new QuotedLocalPartConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
@@ -269,6 +294,7 @@ function toIntakeSession(session: SMTPServerSession): IntakeSession {
     remoteAddress: session.remoteAddress,
     remotePort: session.remotePort,
     heloName: session.hostNameAppearsAs ?? '',
+    protocol: session.transmissionType,
     envelope: {
       mailFrom: from ? from.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
