@@ -15,8 +15,11 @@ import nodemailer from 'nodemailer';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueCommand } from '../../../src/cli/queue.js';
+import { startFakeExchange, type FakeExchange } from '../../helpers/fake-exchange.js';
+import { startFakeTokenEndpoint, type FakeTokenEndpoint } from '../../helpers/fake-token-endpoint.js';
 import { startFakeUpstream, startRefusingPort, type FakeUpstream } from '../../helpers/fake-upstream.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
+import { TLS_PATHS } from '../../helpers/tls.js';
 import { captureIo } from '../cli/support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -25,12 +28,14 @@ if (!hasChromium) console.warn(`status page browser test skipped: ${CHROMIUM} is
 
 let relay: TestRelay;
 let upstream: FakeUpstream;
+let endpoint: FakeTokenEndpoint;
+let exchange: FakeExchange;
 let context: BrowserContext;
 let page: Page;
 let profile: string;
 let evil: Server | undefined;
 let base: string;
-const qids: { delivered: string; failed: string; queued: string; queued2: string } = { delivered: '', failed: '', queued: '', queued2: '' };
+const qids: { delivered: string; failed: string; queued: string; queued2: string; m365: string } = { delivered: '', failed: '', queued: '', queued2: '', m365: '' };
 
 async function send(to: string): Promise<string> {
   const client = nodemailer.createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true });
@@ -68,6 +73,10 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
   beforeAll(async () => {
     upstream = await startFakeUpstream({ failRcpt: (a) => (a.startsWith('nobody@') ? { code: 550, message: '5.1.1 <nobody@dest.test>: User unknown' } : undefined) });
     const refusing = await startRefusingPort();
+    // an OAuth2 upstream (fake Entra token endpoint, fake Exchange checking the token) for the token table
+    endpoint = await startFakeTokenEndpoint({ clientSecret: 'page-test-secret' });
+    const ep = endpoint;
+    exchange = await startFakeExchange({ isValid: (t) => ep.isValid(t), user: 'relay@corp.test' });
     relay = await startRelay({
       message: { globalFrom: 'noreply@corp.test', rewriteFrom: 'always' },
       http: { enabled: true, host: '127.0.0.1', port: 0 },
@@ -75,14 +84,27 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
       upstreams: [
         { name: 'backup', host: '127.0.0.1', port: refusing, security: 'none', timeouts: { connectSeconds: 2 } },
         { name: 'primary', host: '127.0.0.1', port: upstream.port, security: 'none' },
+        {
+          name: 'm365',
+          host: '127.0.0.1',
+          port: exchange.port,
+          security: 'starttls-required',
+          tls: { ca: TLS_PATHS.ca },
+          auth: { type: 'oauth2', user: 'relay@corp.test', tenantId: ep.tenantId, clientId: ep.clientId, clientSecret: 'page-test-secret', authority: ep.authority, scope: ep.scope },
+        },
       ],
-      routes: [{ recipients: ['*@queued.test'], upstreams: ['backup'] }],
-    });
+      routes: [
+        { recipients: ['*@queued.test'], upstreams: ['backup'] },
+        { recipients: ['*@m365.test'], upstreams: ['m365'] },
+      ],
+    }, { tokenNetworkClient: ep.asNetworkClient() });
     base = `http://127.0.0.1:${relay.httpPort}`;
     qids.delivered = await send('you@dest.test');
     qids.failed = await send('nobody@dest.test');
     qids.queued = await send('later@queued.test');
     qids.queued2 = await send('second@queued.test');
+    qids.m365 = await send('boss@m365.test');
+    await relay.logs.waitFor('delivery', (r) => r.status === 'sent' && r.qid === qids.m365);
     await relay.logs.waitFor('delivery', (r) => r.status === 'sent' && r.qid === qids.delivered);
     await relay.logs.waitFor('failed', (r) => r.qid === qids.failed);
     await relay.logs.waitFor('deferred', (r) => r.qid === qids.queued);
@@ -102,6 +124,8 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
     await context?.close();
     await relay?.stop();
     await upstream?.close();
+    await exchange?.close();
+    await endpoint?.close();
     await new Promise<void>((resolve) => (evil === undefined ? resolve() : evil.close(() => resolve())));
     if (profile !== undefined) await rm(profile, { recursive: true, force: true });
   });
@@ -130,7 +154,11 @@ describe.skipIf(!hasChromium)('status page (headless chromium)', () => {
     const backup = page.locator('#upstreams tbody tr', { hasText: 'backup' });
     await expect(backup.textContent()).resolves.toMatch(/down.*ECONNREFUSED/s);
     await expect(page.locator('#upstreams tbody tr', { hasText: 'primary' }).textContent()).resolves.toMatch(/up/);
-    await expect(page.locator('#counters').textContent()).resolves.toMatch(/Received4/);
+    await expect(page.locator('#counters').textContent()).resolves.toMatch(/Received5/);
+    // the OAuth2 upstream's token: valid, with its expiry (never the token itself)
+    const tokenRow = page.locator('#tokens tbody tr', { hasText: 'm365' });
+    await expect(tokenRow.textContent()).resolves.toMatch(/valid.*1 fetch\(es\).*in (\d+m\d\ds|\d+h\d\dm)/s);
+    expect(await page.content()).not.toContain(endpoint.issuedTokens[0]!);
     // every button says what it does to which message (screen readers read the label)
     await expect(page.getByRole('button', { name: `Retry message ${qids.queued}` }).count()).resolves.toBe(1);
     if (process.env['STATUS_PAGE_SCREENSHOTS'] !== undefined) {
