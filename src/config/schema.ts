@@ -174,8 +174,8 @@ const tlsSchema = z.strictObject({
 });
 
 const timeoutsSchema = z.strictObject({
-  connectSeconds: z.number().positive().default(10).describe('How long to wait for the TCP (and TLS) connection.'),
-  greetingSeconds: z.number().positive().default(10).describe('How long to wait for the 220 greeting after connecting.'),
+  connectSeconds: z.number().positive().default(10).describe('How long to wait for the TCP connection (through the proxy when one is set).'),
+  greetingSeconds: z.number().positive().default(10).describe('How long to wait for the 220 greeting once connected, in full (not cut short by connectSeconds); an implicit-TLS handshake and STARTTLS must fit in connectSeconds + greetingSeconds.'),
   socketSeconds: z.number().positive().default(60).describe('How long a connection may stay idle during a transaction.'),
 });
 

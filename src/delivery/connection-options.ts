@@ -47,7 +47,10 @@ export function smtpConnectionOptions(upstream: UpstreamConfig, defaultHostname:
     host: upstream.host,
     port: upstream.port,
     name: upstream.hostname ?? defaultHostname,
-    connectionTimeout: upstream.timeouts.connectSeconds * 1000,
+    // nodemailer 10's connectionTimeout is a deadline for the whole setup (connect, TLS, greeting,
+    // STARTTLS) and cuts greetingTimeout short; the TCP connect is opened by open-socket.ts and
+    // bounded by connectSeconds alone, so this deadline gives the greeting its full greetingSeconds
+    connectionTimeout: (upstream.timeouts.connectSeconds + upstream.timeouts.greetingSeconds) * 1000,
     greetingTimeout: upstream.timeouts.greetingSeconds * 1000,
     socketTimeout: upstream.timeouts.socketSeconds * 1000,
     ...tlsMode(upstream),

@@ -29,10 +29,10 @@ import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import MimeNode from 'nodemailer/lib/mime-node';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import httpProxyClient from 'nodemailer/lib/smtp-connection/http-proxy-client';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { XOAuth2ProvisionCallback } from 'nodemailer/lib/xoauth2';
 import { DotStuffer } from './dot-stuff.js';
+import { asNodemailerError, openUpstreamSocket } from './open-socket.js';
 
 export type RawSmtpAuth =
   | { readonly type: 'password'; readonly method: 'LOGIN' | 'PLAIN'; readonly user: string; readonly pass: string }
@@ -43,6 +43,8 @@ export interface RawSmtpPoolOptions {
   readonly connection: SMTPConnection.Options;
   /** when set, every connection logs in, whether or not the server advertises AUTH */
   readonly auth?: RawSmtpAuth | undefined;
+  /** how long the TCP connect (direct or through the proxy) may take; default: connection.connectionTimeout */
+  readonly connectSeconds?: number | undefined;
   /** HTTP CONNECT proxy URL (upstream.proxy) */
   readonly proxy?: string | undefined;
   readonly maxConnections: number;
@@ -123,18 +125,6 @@ function isTransient(err: SmtpError): boolean {
   return err.responseCode === 421 || err.code === 'ECONNECTION' || err.code === 'ESOCKET' || err.code === 'ETIMEDOUT';
 }
 
-/** Opens a socket through the HTTP CONNECT proxy, bounded by the connection timeout. */
-function proxiedSocket(proxy: string, options: SMTPConnection.Options): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const timeout = options.connectionTimeout;
-    httpProxyClient(proxy, options.port ?? 25, options.host ?? 'localhost', timeout === undefined ? undefined : { timeout }, (err, socket) => {
-      if (err !== null && err !== undefined) reject(err);
-      else if (socket === undefined) reject(new Error('the proxy returned no socket'));
-      else resolve(socket);
-    });
-  });
-}
-
 export function createRawSmtpPool(options: RawSmtpPoolOptions): RawSmtpPool {
   const slots = new Set<Slot>();
   const queue: Job[] = [];
@@ -160,8 +150,16 @@ export function createRawSmtpPool(options: RawSmtpPoolOptions): RawSmtpPool {
   };
 
   const connect = async (): Promise<Slot> => {
-    const socket = options.proxy === undefined ? undefined : await proxiedSocket(options.proxy, options.connection);
-    const connection = new RawConnection(socket === undefined ? options.connection : { ...options.connection, connection: socket });
+    // the TCP connect is ours, bounded by connectSeconds alone (open-socket.ts says why)
+    const socket = await openUpstreamSocket({
+      host: options.connection.host ?? 'localhost',
+      port: Number(options.connection.port ?? 25),
+      proxy: options.proxy,
+      connectSeconds: options.connectSeconds ?? (options.connection.connectionTimeout ?? 120_000) / 1000,
+    }).catch((err: unknown) => {
+      throw asNodemailerError(err);
+    });
+    const connection = new RawConnection({ ...options.connection, connection: socket });
     return new Promise<Slot>((resolve, reject) => {
       let settled = false;
       const fail = (err: unknown): void => {

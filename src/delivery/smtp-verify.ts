@@ -17,13 +17,13 @@
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import httpProxyClient from 'nodemailer/lib/smtp-connection/http-proxy-client';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import type { VerifyStep } from '../core/ports.js';
 import { authHint, describeSocketError, errorText, firstLine, handshakeFailureHint, type SmtpErrorShape, tlsHint, withHint } from './connect-hints.js';
 import { smtpConnectionOptions } from './connection-options.js';
+import { openUpstreamSocket } from './open-socket.js';
 import { saslOptions } from './sasl.js';
 import type { TokenSource } from './credentials/token-source.js';
 import type { SecretScrubber } from './secret-scrubber.js';
@@ -110,35 +110,8 @@ async function runSteps(upstream: UpstreamConfig, deps: SmtpVerifyDeps, report: 
 // ---------------------------------------------------------------------------------------------
 // the TCP connection (direct, or through upstream.proxy)
 
-async function openSocket(upstream: UpstreamConfig): Promise<net.Socket> {
-  const timeoutMs = upstream.timeouts.connectSeconds * 1000;
-  if (upstream.proxy !== undefined) {
-    const proxy = upstream.proxy;
-    return new Promise((resolve, reject) => {
-      httpProxyClient(proxy, upstream.port, upstream.host, { timeout: timeoutMs }, (err, proxied) => {
-        if (err !== null && err !== undefined) reject(err);
-        else if (proxied === undefined) reject(new Error('proxy returned no socket'));
-        else resolve(proxied);
-      });
-    });
-  }
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: upstream.host, port: upstream.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error(`no answer within ${upstream.timeouts.connectSeconds} s`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    });
-  });
+function openSocket(upstream: UpstreamConfig): Promise<net.Socket> {
+  return openUpstreamSocket({ host: upstream.host, port: upstream.port, proxy: upstream.proxy, connectSeconds: upstream.timeouts.connectSeconds });
 }
 
 function redactProxy(proxy: string): string {

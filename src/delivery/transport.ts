@@ -181,6 +181,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
       ...(customAuth === undefined ? {} : { customAuth: customAuth as unknown as SMTPConnection.Options['customAuth'] }),
     },
     proxy: upstream.proxy,
+    connectSeconds: upstream.timeouts.connectSeconds,
     auth: rawAuth,
   });
 
