@@ -43,6 +43,7 @@ With no option, runs the presets: small, large, huge, burst, latency, cpm1, cpm2
   --concurrency N   relay delivery.concurrency (default 20)
   --dist DIR        relay build to run (default: dist/ of this checkout; for prototypes, a patched copy)
   --threadpool N    run the relay with UV_THREADPOOL_SIZE=N (experiment; default: unset = 4)
+  --node-options S  run the relay with NODE_OPTIONS=S, e.g. "--max-semi-space-size=4" (memory tuning, see README)
   --no-direct       skip the direct-to-sink run
   --profile DIR     run the relay with --cpu-prof --cpu-prof-dir=DIR (summarise with bench/profile-summary.mjs)
   --timeout S       abort a scenario after S seconds (default 120)
@@ -76,6 +77,7 @@ function parseCli(argv) {
       concurrency: { type: 'string' },
       'no-direct': { type: 'boolean', default: false },
       threadpool: { type: 'string' },
+      'node-options': { type: 'string' },
       dist: { type: 'string' },
       profile: { type: 'string' },
       timeout: { type: 'string' },
@@ -120,6 +122,7 @@ function parseCli(argv) {
       concurrency: int('concurrency', values.concurrency) ?? 20,
       profileDir: values.profile === undefined ? undefined : resolve(values.profile),
       threadpool: int('threadpool', values.threadpool),
+      nodeOptions: values['node-options'],
       distDir: resolve(values.dist ?? join(REPO, 'dist')),
     },
     direct: !values['no-direct'],
@@ -253,7 +256,12 @@ async function startRelay({ sinkPort, wait, relay, label }) {
   const child = spawn(process.execPath, [...nodeArgs, join(relay.distDir, 'main.js'), 'start', '--config', configPath], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: relay.threadpool === undefined ? process.env : { ...process.env, UV_THREADPOOL_SIZE: String(relay.threadpool) },
+    env: {
+      ...process.env,
+      ...(relay.threadpool === undefined ? {} : { UV_THREADPOOL_SIZE: String(relay.threadpool) }),
+      // only the relay's: the runner and the sink keep whatever NODE_OPTIONS the bench was started with
+      ...(relay.nodeOptions === undefined ? {} : { NODE_OPTIONS: relay.nodeOptions }),
+    },
   });
   const output = { stdoutBytes: 0, stdoutLines: 0, tail: [], stderr: '' };
   child.stdout.on('data', (chunk) => {
@@ -570,7 +578,7 @@ async function main() {
     await sink.stop();
   }
   const ok = results.filter((r) => r.error === undefined);
-  process.stdout.write(`\nsmtp-sidecar bench, ${startedAt.toISOString()}, ${cpus().length} CPUs, node ${process.version}, relay fsync ${options.relay.fsync ? 'on' : 'off'}, log ${options.relay.logLevel}, upstream maxConnections ${options.relay.maxConnections}${options.relay.threadpool !== undefined ? `, UV_THREADPOOL_SIZE ${options.relay.threadpool}` : ''}\n`);
+  process.stdout.write(`\nsmtp-sidecar bench, ${startedAt.toISOString()}, ${cpus().length} CPUs, node ${process.version}, relay fsync ${options.relay.fsync ? 'on' : 'off'}, log ${options.relay.logLevel}, upstream maxConnections ${options.relay.maxConnections}${options.relay.threadpool !== undefined ? `, UV_THREADPOOL_SIZE ${options.relay.threadpool}` : ''}${options.relay.nodeOptions !== undefined ? `, relay NODE_OPTIONS "${options.relay.nodeOptions}"` : ''}\n`);
   process.stdout.write(`${table(ok)}\n1-minute load average during the run: ${ok.map((r) => `${r.scenario} ${r.loadAverageAtStart.toFixed(1)}-${r.loadAverageAtEnd.toFixed(1)}`).join(', ')} (above ~1 other processes compete for the 2 cores: figures are noisy; compare ratios within one run)\n\nTargets (issues 6 and 11):\n${targetsText(ok)}\n`);
   const report = {
     startedAt: startedAt.toISOString(),
