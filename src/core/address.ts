@@ -2,14 +2,16 @@
  * Mailbox formatting and address patterns.
  *
  * Does: write one RFC 5322 mailbox (`formatMailbox`) whose display name can never change
- *   which address it parses to; match addresses against `user@x`, `*@x` and `*@*.x`
+ *   which address it parses to, and that the header editor can always fold (no token longer
+ *   than 60 characters in the name); encode unstructured header text the same way
+ *   (`encodeUnstructured`); match addresses against `user@x`, `*@x` and `*@*.x`
  *   patterns (`matchesAddressPattern`).
  * Never: let a display name carry CR, LF, NUL or other control characters; let a name
  *   that contains `<x@y>`, quotes, commas or a literal encoded-word become address syntax.
  * Assumes: addresses come from config (validated) or from parsed headers (mailparser).
  */
 import { domainToASCII } from 'node:url';
-import { encodeWord, quoteString } from 'nodemailer/lib/mime-funcs';
+import { encodeWord, encodeWords, quoteString } from 'nodemailer/lib/mime-funcs';
 import { RelayError } from './errors.js';
 import type { Mailbox } from './types.js';
 
@@ -36,6 +38,15 @@ export function cleanDisplayName(name: string): string {
  */
 const LONGEST_TOKEN = 60;
 const hasLongToken = (text: string): boolean => text.split(/[ \t]+/).some((token) => token.length > LONGEST_TOKEN);
+
+/**
+ * Unstructured header text (RFC 5322 2.2.1) the header editor can always fold: non-ASCII words
+ * RFC 2047-encoded; a text with a token too long to fold (a 1,000-character value without
+ * spaces from the config) goes out as split encoded-words, which decode to the same text.
+ */
+export function encodeUnstructured(text: string): string {
+  return hasLongToken(text) ? encodeWord(text, 'Q', 52) : encodeWords(text, 'Q', 52);
+}
 
 function encodeDisplayName(name: string): string {
   if (name === '') return '';
