@@ -40,7 +40,7 @@ import { acquireSpoolLock, type SpoolLock } from './spool/spool-lock.js';
 export { OUTBOX };
 
 /** Keys the running listener or spool cannot change: they take effect at the next start. */
-const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level'];
+const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level', 'log.format'];
 /** How often the relay deletes failed mail older than delivery.failedRetentionDays. */
 const FAILED_RETENTION_CHECK_MS = 3_600_000;
 

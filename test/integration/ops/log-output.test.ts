@@ -14,6 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { queueCommand } from '../../../src/cli/queue.js';
 import { startFakeUpstream, startRefusingPort, type FakeUpstream } from '../../helpers/fake-upstream.js';
 import { BUILT_MAIN, ensureBuilt, startRelayProcess, type RelayProcess } from '../../helpers/relay-process.js';
+import { startRelay } from '../../helpers/relay.js';
 import { captureIo } from '../cli/support.js';
 
 const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (trace|debug|info |warn |error|fatal) \S.*$/;
@@ -136,5 +137,15 @@ describe('log output of a full run', () => {
     expect(err).toEqual([]);
     expect(out.length).toBeGreaterThan(5);
     for (const line of out) expect(line).toMatch(LINE);
+  });
+
+  it('a reload that changes log.format says it needs a restart (the logger is built once)', async () => {
+    const inProcess = await startRelay();
+    try {
+      inProcess.app.reload({ ...inProcess.config, log: { ...inProcess.config.log, format: 'line' } });
+      expect(await inProcess.logs.waitFor('config.changed')).toMatchObject({ changed: ['log.format'], needsRestart: ['log.format'] });
+    } finally {
+      await inProcess.stop();
+    }
   });
 });
