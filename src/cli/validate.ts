@@ -11,7 +11,8 @@ export const VALIDATE_HELP = `Usage: smtp-sidecar validate [--config FILE] [--co
 
 Checks the config file and prints every problem as "path: message" (exit 2 when invalid).
 With --connect, also connects to each upstream in order (connect, greeting, EHLO, TLS,
-AUTH or OAuth2 token, QUIT) and prints one line per step (exit 1 if any upstream fails).
+AUTH or OAuth2 token (without auth: MAIL FROM:<> then RSET, to catch a server that demands
+AUTH), QUIT) and prints one line per step (exit 1 if any upstream fails).
 `;
 
 export async function validateCommand(

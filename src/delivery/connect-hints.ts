@@ -67,6 +67,26 @@ export function tlsHint(upstream: UpstreamConfig, err: SmtpErrorShape | undefine
   return undefined;
 }
 
+/** Where the server offers no STARTTLS: what security fits (implicit TLS only on port 465). */
+export function noStarttlsHint(upstream: UpstreamConfig): string {
+  if (upstream.port === 465) return 'the server does not offer STARTTLS: port 465 speaks TLS at once, set security "tls"';
+  return `the server does not offer STARTTLS on port ${upstream.port}: if this plaintext server is one you trust (a relay inside your network), set security "none" or "starttls" (STARTTLS only when offered); security "tls" is implicit TLS, for port 465 only`;
+}
+
+/**
+ * A server that demands a client certificate and gets none ends the session right after the TLS
+ * handshake (TLS 1.3 reports it later, as a closed connection at the greeting or EHLO).
+ */
+export function clientCertHint(upstream: UpstreamConfig, err: SmtpErrorShape | undefined): string | undefined {
+  if (upstream.tls.cert !== undefined || upstream.security === 'none') return undefined;
+  const message = typeof err?.message === 'string' ? err.message : '';
+  const code = errorCodeOf(err) ?? '';
+  if (/certificate required|alert number 116|closed unexpectedly|socket hang up|handshake failure/i.test(message) || code === 'ECONNRESET') {
+    return 'the server closed the session during or right after TLS: it may require a client certificate; set tls.cert and tls.key (PEM files) for this upstream';
+  }
+  return undefined;
+}
+
 export function withHint(text: string, hint: string | undefined): string {
   return hint === undefined ? text : `${text} — ${hint}`;
 }
@@ -78,7 +98,7 @@ export function handshakeFailureHint(upstream: UpstreamConfig, err: SmtpErrorSha
       ? 'no SMTP greeting: is this an SMTP port?'
       : `no greeting within ${upstream.timeouts.greetingSeconds} s: for implicit TLS (port 465) set security "tls"`;
   }
-  return tlsHint(upstream, err);
+  return tlsHint(upstream, err) ?? clientCertHint(upstream, err);
 }
 
 export function authHint(upstream: UpstreamConfig, connection: SMTPConnection, err: SmtpErrorShape): string | undefined {

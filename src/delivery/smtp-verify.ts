@@ -21,7 +21,18 @@ import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import type { VerifyStep } from '../core/ports.js';
-import { authHint, describeSocketError, errorText, firstLine, handshakeFailureHint, type SmtpErrorShape, tlsHint, withHint } from './connect-hints.js';
+import {
+  authHint,
+  clientCertHint,
+  describeSocketError,
+  errorText,
+  firstLine,
+  handshakeFailureHint,
+  noStarttlsHint,
+  type SmtpErrorShape,
+  tlsHint,
+  withHint,
+} from './connect-hints.js';
 import { smtpConnectionOptions } from './connection-options.js';
 import { openUpstreamSocket } from './open-socket.js';
 import { saslOptions } from './sasl.js';
@@ -39,7 +50,7 @@ export interface SmtpVerifyDeps {
   readonly scrubber: SecretScrubber;
 }
 
-type StepName = 'config' | 'connect' | 'greeting' | 'ehlo' | 'tls' | 'token' | 'auth' | 'quit' | 'session';
+type StepName = 'config' | 'connect' | 'greeting' | 'ehlo' | 'tls' | 'token' | 'auth' | 'mail' | 'quit' | 'session';
 type Report = (step: StepName, status: VerifyStep['status'], detail: string) => void;
 
 /** Runs the steps against one upstream; resolves with every step (each also given to `onStep` as it ends). */
@@ -268,17 +279,14 @@ function reportHandshake(
       if (upstream.security === 'none') report('tls', 'skipped', 'security is "none": the session stays in plaintext');
       else report('tls', 'skipped', 'the server does not offer STARTTLS: the session stays in plaintext (security "starttls-required" would refuse it)');
     } else if (starttlsReply !== undefined && !isPositive(starttlsReply.reply)) {
-      return failed(
-        'tls',
-        withHint(`STARTTLS refused: ${firstLine(starttlsReply.reply)}`, offered ? undefined : 'the server does not offer STARTTLS: for implicit TLS (port 465) set security "tls"'),
-      );
+      return failed('tls', withHint(`STARTTLS refused: ${firstLine(starttlsReply.reply)}`, offered ? undefined : noStarttlsHint(upstream)));
     } else if (!transcript.tlsEstablished) {
-      const hint = tlsHint(upstream, err) ?? (offered ? undefined : 'the server does not offer STARTTLS');
+      const hint = tlsHint(upstream, err) ?? clientCertHint(upstream, err) ?? (offered ? undefined : noStarttlsHint(upstream));
       return failed('tls', withHint(errorText(err), hint));
     } else {
       report('tls', 'ok', tlsDetail(connection));
       const secondEhlo = ehloReplies.find((e, i) => i > 0 && isPositive(e.reply));
-      if (secondEhlo === undefined && err !== undefined) return failed('ehlo', `after STARTTLS: ${errorText(err)}`);
+      if (secondEhlo === undefined && err !== undefined) return failed('ehlo', withHint(`after STARTTLS: ${errorText(err)}`, clientCertHint(upstream, err)));
     }
   }
 
@@ -305,7 +313,7 @@ async function authenticate(upstream: UpstreamConfig, connection: SMTPConnection
   const auth = upstream.auth;
   if (auth.type === 'none') {
     report('auth', 'skipped', connection.allowsAuth ? 'no auth configured (the server offers AUTH)' : 'no auth configured');
-    return true;
+    return mailWithoutAuth(upstream, connection, report);
   }
 
   let authData: SMTPConnection.AuthenticationType;
@@ -338,6 +346,46 @@ async function authenticate(upstream: UpstreamConfig, connection: SMTPConnection
   }
   const final = transcript.since(before).at(-1);
   report('auth', 'ok', `${method} as ${auth.user}${final === undefined ? '' : `: ${firstLine(final.reply)}`}`);
+  return true;
+}
+
+/** nodemailer's internals used to send one command and read its reply (pinned by smtp-raw.ts's tests too). */
+interface CommandInternals {
+  _responseActions: ((reply: string) => void)[];
+  _sendCommand(command: string): void;
+}
+
+/** One command and its reply, bounded by socketSeconds; undefined when no reply came. */
+function command(connection: SMTPConnection, line: string, timeoutMs: number): Promise<string | undefined> {
+  const internals = connection as unknown as CommandInternals;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), timeoutMs);
+    internals._responseActions.push((reply) => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
+    internals._sendCommand(line);
+  });
+}
+
+/**
+ * Without auth configured, delivery's first command is MAIL FROM: a server that requires AUTH
+ * refuses it (530 5.7.0), and every message would then fail. Ask it once (MAIL FROM:<>, then
+ * RSET) so validate fails where delivery would.
+ */
+async function mailWithoutAuth(upstream: UpstreamConfig, connection: SMTPConnection, report: Report): Promise<boolean> {
+  const timeoutMs = upstream.timeouts.socketSeconds * 1000;
+  const reply = await command(connection, 'MAIL FROM:<>', timeoutMs);
+  if (reply === undefined) {
+    report('mail', 'failed', `no reply to MAIL FROM within ${upstream.timeouts.socketSeconds} s`);
+    return false;
+  }
+  if (/^530[ -]|^5\d\d[ -]5\.7\.0\b|authentication required/i.test(reply)) {
+    report('mail', 'failed', withHint(`MAIL FROM refused: ${firstLine(reply)}`, 'the server requires authentication: configure auth (type "login" or "plain" with user and pass, or "oauth2")'));
+    return false;
+  }
+  await command(connection, 'RSET', timeoutMs);
+  report('mail', 'ok', /^2/.test(reply) ? `MAIL FROM accepted without AUTH: ${firstLine(reply)}` : `MAIL FROM:<> answered ${firstLine(reply)} (no demand for authentication)`);
   return true;
 }
 

@@ -139,7 +139,7 @@ describe(checkUpstreams.name, () => {
     const io = captureIo();
     const passed = await checkUpstreams(configWith([basicUpstream(server.port, { security: 'tls', auth: { type: 'none' } })]), io);
     expect(passed).toBe(true);
-    expect(rows(io.out()).map(([, step, status]) => `${step} ${status}`)).toEqual(['connect ok', 'tls ok', 'greeting ok', 'ehlo ok', 'auth skipped', 'quit ok']);
+    expect(rows(io.out()).map(([, step, status]) => `${step} ${status}`)).toEqual(['connect ok', 'tls ok', 'greeting ok', 'ehlo ok', 'auth skipped', 'mail ok', 'quit ok']);
   });
 
   it('reports security "tls" against a plaintext server as a failed TLS line with a hint', async () => {
