@@ -125,6 +125,9 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     await set.close();
   };
   const upstreamOrder = () => upstreams.names;
+  const warnInsecure = (list: Config['upstreams']): void => {
+    for (const u of list) if (!u.tls.rejectUnauthorized) logger.warn({ upstream: u.name }, 'upstream.tls-insecure');
+  };
 
   const metrics = createMetrics({
     queue: async () => summarizeQueue((await spool.list()).map((e) => e.meta.receivedAt), clock.now()),
@@ -222,15 +225,13 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       spoolLock = await acquireSpoolLock(spool.dir, { command: 'relay', create: true });
       if (spoolLock.replaced !== undefined) logger.warn({ pid: spoolLock.replaced.pid, since: spoolLock.replaced.since }, 'spool.stale-lock-replaced');
       if (cfg.upstreams.length === 0) {
-        logger.warn({ outboxDir: resolve(cfg.delivery.outboxDir) }, 'no upstream configured: delivering to the outbox directory as .eml files');
+        logger.warn({ outboxDir: resolve(cfg.delivery.outboxDir) }, 'upstreams.outbox');
       } else {
         logger.info({ upstreams: cfg.upstreams.map((u) => (u.protocol === 'graph' ? { name: u.name, protocol: u.protocol, endpoint: u.graph.endpoint, mailbox: u.auth.user, auth: u.auth.type } : { name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
       }
-      for (const u of cfg.upstreams) {
-        if (!u.tls.rejectUnauthorized) logger.warn({ upstream: u.name }, 'tls.rejectUnauthorized is false: the upstream certificate is NOT verified');
-      }
+      warnInsecure(cfg.upstreams);
       for (const warning of listenExposureWarnings(cfg.listen.host, cfg.listen.allowedClients)) {
-        logger.warn({ host: cfg.listen.host, kind: warning.kind }, warning.message);
+        logger.warn({ host: cfg.listen.host, kind: warning.kind, detail: warning.message }, 'listen.exposed');
       }
       const recovered = await spool.recover();
       logger.info({ spoolDir: spool.dir, queued: recovered.entries.length, removedTmp: recovered.removedTmp, quarantined: recovered.quarantined }, 'spool.recovered');
@@ -246,8 +247,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       retention.unref();
       let httpPort: number | undefined;
       if (http !== undefined) {
-        httpPort = (await http.listen()).port;
-        logger.info({ host: cfg.http.host, port: httpPort }, 'http.listening');
+        httpPort = (await http.listen()).port; // ops/http.ts logs http.listening
       }
       return { smtpPort: address.port, httpPort };
     },
@@ -269,7 +269,9 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         setTimeout(() => void retire(old), RETIRE_OLD_UPSTREAMS_MS).unref();
       }
       // an upstream whose settings changed is tried at once: its down mark was about the old settings
-      const clearedDown = changedUpstreams(previous, next).filter((name) => health.clearDown(name));
+      const changedNames = changedUpstreams(previous, next);
+      const clearedDown = changedNames.filter((name) => health.clearDown(name));
+      warnInsecure(next.upstreams.filter((u) => changedNames.includes(u.name)));
       logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}), ...(clearedDown.length > 0 ? { clearedDown: clearedDown } : {}) }, 'config.changed');
       return changed;
     },

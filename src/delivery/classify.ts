@@ -56,6 +56,39 @@ const is5xx = (e: DeliveryErrorShape): boolean => e.responseCode !== undefined &
 const isCertificateError = (e: DeliveryErrorShape): boolean =>
   /certificate|self[- ]signed|CERT_|ERR_TLS|unable to verify|altname|handshake|SSL routines|wrong version number/i.test(text(e));
 
+/**
+ * What Microsoft 365 answers to AUTH when the tenant or mailbox is not set up for it. Rows of
+ * RULES, and the hints `validate --connect` prints for a failed AUTH step (connect-hints.ts).
+ */
+export const M365_AUTH_RULES: readonly Rule[] = [
+  {
+    when: '535 5.7.139: SMTP AUTH is disabled for the tenant or mailbox (Microsoft 365)',
+    match: (e) => e.responseCode === 535 && /5\.7\.139/.test(text(e)),
+    decision: {
+      action: 'failover',
+      reason:
+        'Microsoft 365 refused SMTP AUTH (535 5.7.139: SmtpClientAuthentication is disabled): enable SMTP AUTH for the sending mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled $false) or for the tenant',
+      dsn: '4.7.0',
+      markDown: true,
+    },
+  },
+  {
+    when: '550 5.7.30 Basic authentication is not supported (Microsoft 365 retired basic auth)',
+    match: (e) => /5\.7\.30\b/.test(text(e)) && /basic auth/i.test(text(e)),
+    decision: {
+      action: 'failover',
+      reason:
+        'Microsoft 365 no longer accepts basic authentication (550 5.7.30): switch this upstream to auth.type "oauth2" (app registration with SMTP.SendAsApp, see README "Microsoft 365")',
+      dsn: '4.7.0',
+      markDown: true,
+    },
+  },
+];
+
+/** Exchange Online refused the XOAUTH2 token (535 5.7.3): what the admin must grant. */
+export const M365_TOKEN_REFUSED_ADVICE =
+  'the token was refused: check the SMTP.SendAsApp application permission (with admin consent), New-ServicePrincipal for the app in Exchange Online, and Add-MailboxPermission for auth.user';
+
 export const RULES: readonly Rule[] = [
   {
     when: 'the token endpoint failed (E_TOKEN from the OAuth2 credentials)',
@@ -145,28 +178,7 @@ export const RULES: readonly Rule[] = [
     match: (e) => e.code === 'E_CONFIG',
     decision: { action: 'failover', reason: 'this upstream cannot be used as configured (see the message); fix its config', dsn: '4.3.5', markDown: true },
   },
-  {
-    when: '535 5.7.139: SMTP AUTH is disabled for the tenant or mailbox (Microsoft 365)',
-    match: (e) => e.responseCode === 535 && /5\.7\.139/.test(text(e)),
-    decision: {
-      action: 'failover',
-      reason:
-        'Microsoft 365 refused SMTP AUTH (535 5.7.139: SmtpClientAuthentication is disabled): enable SMTP AUTH for the sending mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled $false) or for the tenant',
-      dsn: '4.7.0',
-      markDown: true,
-    },
-  },
-  {
-    when: '550 5.7.30 Basic authentication is not supported (Microsoft 365 retired basic auth)',
-    match: (e) => /5\.7\.30\b/.test(text(e)) && /basic auth/i.test(text(e)),
-    decision: {
-      action: 'failover',
-      reason:
-        'Microsoft 365 no longer accepts basic authentication (550 5.7.30): switch this upstream to auth.type "oauth2" (app registration with SMTP.SendAsApp, see README "Microsoft 365")',
-      dsn: '4.7.0',
-      markDown: true,
-    },
-  },
+  ...M365_AUTH_RULES,
   {
     when: 'authentication failed (EAUTH, any reply)',
     match: (e) => e.code === 'EAUTH',

@@ -1,11 +1,13 @@
 /**
  * What `validate --connect` tells an admin about a failed step: the error in one line and a
  * hint they can act on (tls.ca / tls.servername for certificate errors, auth.user/auth.pass for
- * 535, the Microsoft 365 tenant settings for 5.7.139 / 5.7.30 / refused tokens).
+ * 535, the Microsoft 365 tenant settings for 5.7.139 / 5.7.30 / refused tokens, whose words come
+ * from classify.ts: Microsoft 365's replies are known in one place).
  * Never: includes a secret (the caller scrubs every line as well).
  */
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
+import { M365_AUTH_RULES, M365_TOKEN_REFUSED_ADVICE, toErrorShape } from './classify.js';
 
 /** The fields of a nodemailer or socket error that the hints read. */
 export interface SmtpErrorShape {
@@ -104,12 +106,8 @@ export function handshakeFailureHint(upstream: UpstreamConfig, err: SmtpErrorSha
 export function authHint(upstream: UpstreamConfig, connection: SMTPConnection, err: SmtpErrorShape): string | undefined {
   const text = `${typeof err.response === 'string' ? err.response : ''} ${typeof err.message === 'string' ? err.message : ''}`;
   const responseCode = typeof err.responseCode === 'number' ? err.responseCode : undefined;
-  if (/5\.7\.139|SmtpClientAuthentication is disabled/i.test(text)) {
-    return 'SMTP AUTH is disabled for the tenant or the mailbox: enable it (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false)';
-  }
-  if (/5\.7\.30|Basic authentication is not supported/i.test(text)) {
-    return 'basic authentication is retired for this tenant: use auth.type "oauth2"';
-  }
+  const m365 = M365_AUTH_RULES.find((rule) => rule.match(toErrorShape(err)));
+  if (m365 !== undefined) return m365.decision.reason;
   if (responseCode === 530 || /must issue a STARTTLS/i.test(text)) {
     return 'the server wants TLS before AUTH: use security "starttls-required" (or "tls" on port 465)';
   }
@@ -118,7 +116,7 @@ export function authHint(upstream: UpstreamConfig, connection: SMTPConnection, e
   }
   if (responseCode === 535 || responseCode === 534) {
     if (upstream.auth.type === 'oauth2') {
-      return 'the token was refused: check the SMTP.SendAsApp application permission (with admin consent), New-ServicePrincipal for the app in Exchange Online, and Add-MailboxPermission for auth.user';
+      return M365_TOKEN_REFUSED_ADVICE;
     }
     return 'check auth.user/auth.pass';
   }

@@ -24,6 +24,7 @@
  *   an EAUTH runs on a new connection whose XOAuth2 asks again, and gets the refreshed token
  *   (tested in test/integration/delivery/transport-oauth2.test.ts).
  */
+import { format as formatLine } from 'node:util';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -71,8 +72,8 @@ function transcriptLogger(parent: Logger): NodemailerLogger {
       if (entry !== undefined && entry['tnx'] === 'message' && (level === 'debug' || level === 'trace')) return;
       const rest = entry === undefined ? args : args.slice(1);
       const [format, ...values] = rest;
-      const bindings = { ...(entry ?? {}), event: 'smtp.transcript' };
-      logger[level === 'info' || level === 'trace' ? 'debug' : level](bindings, typeof format === 'string' ? format : '', ...values);
+      // one event, at debug: a failure the transcript shows is also thrown, and logged where it is decided
+      logger.debug({ ...(entry ?? {}), line: formatLine(typeof format === 'string' ? format : '', ...values) }, 'smtp.transcript');
     };
   return {
     trace: forward('trace'),
@@ -124,9 +125,6 @@ function errorCode(err: unknown): unknown {
 export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTransportDeps): UpstreamTransport {
   const log = deps.logger.child({ upstream: upstream.name });
   const tlsFiles = readTlsMaterial(upstream);
-  if (upstream.tls.rejectUnauthorized === false) {
-    log.warn({ upstream: upstream.name }, 'upstream.tls.insecure: certificate verification is OFF for this upstream (tls.rejectUnauthorized false)');
-  }
 
   /** what to scrub from error texts and verify steps: the configured secrets and the OAuth2 tokens handed out */
   const scrubber = new SecretScrubber();
@@ -211,7 +209,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
         throw err;
       }
       scrubber.scrubError(err);
-      log.info({ qid: message.qid, responseCode: (err as { responseCode?: unknown }).responseCode }, 'upstream.auth.refresh: token refused, fetching a new one and resending once');
+      log.info({ qid: message.qid, responseCode: (err as { responseCode?: unknown }).responseCode }, 'upstream.token-refresh');
       const fresh = await deps.credentials.getToken({ forceRefresh: true });
       scrubber.addToken(auth.user, fresh.accessToken);
       try {

@@ -111,7 +111,6 @@ export class FsSpool implements Spool {
       await this.syncDir('queue');
     } catch (err) {
       await this.removeQuietly(created);
-      this.log?.error({ qid, err }, 'spool.store_failed');
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool store of ${qid} failed: ${describe(err)}` });
     }
     if (input.body.kind === 'file') await this.removeQuietly([input.body.path]);
@@ -127,7 +126,7 @@ export class FsSpool implements Spool {
     await file.writeAll([header]);
     const copiedBytes = await file.appendFileContents(body.path);
     if (copiedBytes !== body.length) {
-      this.log?.warn({ qid, copiedBytes, expectedBytes: body.length }, 'spool.spill_length_mismatch');
+      this.log?.warn({ qid, copiedBytes, expectedBytes: body.length }, 'spool.spill-length-mismatch');
     }
   }
 
@@ -167,7 +166,6 @@ export class FsSpool implements Spool {
       await this.syncDir('queue');
     } catch (err) {
       await this.removeQuietly(created);
-      this.log?.error({ qid, err }, 'spool.update_failed');
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool update of ${qid} failed: ${describe(err)}` });
     }
   }
@@ -183,7 +181,6 @@ export class FsSpool implements Spool {
       await this.unlinkIfPresent(this.pathOf('queue', `${qid}.json`));
       await this.unlinkIfPresent(this.pathOf('queue', `${qid}.eml`));
     } catch (err) {
-      this.log?.error({ qid, err }, 'spool.remove_failed');
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool remove of ${qid} failed: ${describe(err)}` });
     }
   }
@@ -198,10 +195,8 @@ export class FsSpool implements Spool {
       await this.moveToFailed(`${qid}.json`);
       await Promise.all([this.syncDir('failed'), this.syncDir('queue')]);
     } catch (err) {
-      this.log?.error({ qid, err }, 'spool.fail_failed');
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool fail of ${qid} failed: ${describe(err)}` });
     }
-    this.log?.warn({ qid, reason: reason.reason }, 'spool.failed');
   }
 
   async queuedQids(): Promise<string[]> {
@@ -279,14 +274,14 @@ export class FsSpool implements Spool {
     try {
       await this.writeFileDurably(probePath, { exclusive: true }, (file) => file.writeAll([Buffer.from('probe\n')]));
     } catch (err) {
-      this.log?.warn({ err }, 'spool.not_writable');
+      this.log?.warn({ err }, 'spool.not-writable');
       return false;
     }
     try {
       await this.fs.unlink(probePath);
       return true;
     } catch (err) {
-      this.log?.warn({ err }, 'spool.not_writable');
+      this.log?.warn({ err }, 'spool.not-writable');
       return false;
     }
   }
@@ -300,7 +295,7 @@ export class FsSpool implements Spool {
         await this.fs.unlink(this.pathOf('tmp', name));
         removedTmp += 1;
       } catch (err) {
-        this.log?.warn({ file: name, err }, 'spool.tmp_cleanup_failed');
+        this.log?.warn({ file: name, err }, 'spool.tmp-cleanup-failed');
       }
     }
 
@@ -337,7 +332,6 @@ export class FsSpool implements Spool {
     if (toQuarantine.length > 0) await Promise.all([this.syncDir('quarantine'), this.syncDir('queue')]);
 
     entries.sort((a, b) => compareByReceivedAt(a.meta, b.meta));
-    this.log?.debug({ removedTmp, quarantined: quarantined.length, queued: entries.length }, 'spool.recover_done');
     return { removedTmp, quarantined, entries };
   }
 
@@ -411,7 +405,7 @@ export class FsSpool implements Spool {
     } catch (err) {
       if (isNotFound(err)) return undefined;
       if (options.corrupt === 'skip') {
-        this.log?.error({ qid, err }, 'spool.meta_unreadable');
+        this.log?.error({ qid, err }, 'spool.meta-unreadable');
         return undefined;
       }
       throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `spool meta of ${qid} unreadable: ${describe(err)}` });
@@ -419,7 +413,7 @@ export class FsSpool implements Spool {
     const checked = checkMeta(bytes, qid);
     if (!checked.ok) {
       if (options.corrupt === 'skip') {
-        this.log?.error({ qid, problem: checked.problem }, 'spool.meta_invalid');
+        this.log?.error({ qid, problem: checked.problem }, 'spool.meta-invalid');
         return undefined;
       }
       throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool meta of ${qid} invalid: ${checked.problem}` });
@@ -473,7 +467,7 @@ export class FsSpool implements Spool {
       try {
         await this.fs.unlink(path);
       } catch (err) {
-        if (!isNotFound(err)) this.log?.warn({ file: path, err }, 'spool.cleanup_failed');
+        if (!isNotFound(err)) this.log?.warn({ file: path, err }, 'spool.cleanup-failed');
       }
     }
   }

@@ -270,5 +270,5 @@ function checkCertificateExpiry(upstreamName: string, x5c: string, deps: OAuth2D
     warning = `client certificate expires in ${daysLeft} days (${expiresAt}): upload a new certificate to the app registration and update clientCertificate`;
   }
   deps.status.recordCertificate(upstreamName, { expiresOnMs, warning });
-  if (warning !== undefined) deps.logger.warn({ upstream: upstreamName, certificateExpiresAt: expiresAt, daysLeft }, 'token.certificate_expiring');
+  if (warning !== undefined) deps.logger.warn({ upstream: upstreamName, certificateExpiresAt: expiresAt, daysLeft }, 'token.certificate-expiring');
 }

@@ -83,8 +83,8 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
     ...options.http,
     tokens: options.tokens,
     clock: options.clock,
-    onTokenRefused: (command) => log.info({ command }, 'upstream.auth.refresh: Graph refused the token (401), fetching a new one and resending once'),
-    onThrottled: (command, status, waitMs) => log.info({ command, status, waitMs }, 'graph.throttled: waiting for Retry-After, then resending on the same upstream'),
+    onTokenRefused: (command) => log.info({ command }, 'upstream.token-refresh'),
+    onThrottled: (command, status, waitMs) => log.info({ command, status, waitMs }, 'graph.throttled'),
   });
   const mailbox = `${options.endpoint.replace(/\/+$/, '')}/v1.0/users/${encodeURIComponent(options.user)}`;
   const chunkBytes = options.uploadChunkBytes ?? UPLOAD_CHUNK_BYTES;
@@ -114,7 +114,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
     const draftId = saved?.draftId;
     if (draftId === undefined) return false;
     const result = await deleteDraft(draftId);
-    log.info({ qid: message.qid, result, phase: saved?.phase }, result === 'deleted' ? 'graph.draft.deleted: a half-built draft from an earlier run was deleted' : 'graph.draft.gone');
+    log.info({ qid: message.qid, result, phase: saved?.phase }, result === 'deleted' ? 'graph.draft-deleted' : 'graph.draft-gone');
     await message.checkpoint?.save(undefined);
     return result === 'gone' && saved?.phase === 'sending';
   };
@@ -197,7 +197,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
           const next = await resumeOffset(uploadUrl);
           if (next !== undefined && next >= start && next <= start + chunk.length) from = next;
           if (from === start + chunk.length) return;
-          log.info({ command: 'uploadChunk', from, error: (err as Error).message }, 'graph.upload.resume: resending from where the upload session stopped');
+          log.info({ command: 'uploadChunk', from, error: (err as Error).message }, 'graph.upload-resume');
         }
       }
     };
@@ -268,7 +268,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
       try {
         outcome = await deleteDraft(id);
       } catch (deleteErr) {
-        log.warn({ qid: message.qid, error: (deleteErr as Error).message }, 'graph.draft.delete-failed: the half-built draft stays in Drafts until the next attempt deletes it');
+        log.warn({ qid: message.qid, error: (deleteErr as Error).message }, 'graph.draft-delete-failed');
       }
       if (outcome !== 'kept') await message.checkpoint?.save(undefined);
       const unsure = err instanceof GraphError && err.responseCode === undefined;

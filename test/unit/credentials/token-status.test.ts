@@ -76,7 +76,7 @@ describe('client certificate expiry warning (createOAuth2TokenSource)', () => {
     const entry = status.get('m365');
     expect(entry?.certificateExpiresAt).toBe(new Date(VALID_TO_MS).toISOString());
     expect(entry?.certificateWarning).toMatch(/expires in 10 days/);
-    const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'token.certificate_expiring');
+    const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'token.certificate-expiring');
     expect(warning).toMatchObject({ level: 'warn', upstream: 'm365', daysLeft: 10 });
     expect(lines.join('')).not.toContain(APP_KEY.split('\n')[1]);
   });
@@ -88,7 +88,7 @@ describe('client certificate expiry warning (createOAuth2TokenSource)', () => {
     createOAuth2TokenSource('m365', certAuth(APP_CERT), { cache: new TokenCache({ clock }), clock, logger, status, networkClient: unusedNetwork });
     expect(status.get('m365')?.certificateWarning).toBeUndefined();
     expect(status.get('m365')?.certificateExpiresAt).toBe(new Date(VALID_TO_MS).toISOString());
-    expect(lines.join('')).not.toContain('token.certificate_expiring');
+    expect(lines.join('')).not.toContain('token.certificate-expiring');
   });
 
   it('says "expired" once the certificate is past validTo', () => {
