@@ -103,8 +103,18 @@ export const EVENTS = {
 
   // --- operations (ops/)
   'admin.refused': { level: 'warn', fields: ['client', 'method', 'path', 'status'], when: 'an admin API request was refused (no token, not loopback, cross-site)' },
-  'admin.retry': { level: 'info', fields: ['audit', 'qid', 'client', 'userAgent'], when: 'audit: a message was scheduled for retry through the admin API' },
-  'admin.deleted': { level: 'info', fields: ['audit', 'qid', 'client', 'userAgent'], when: 'audit: a message was deleted through the admin API' },
+  admin: {
+    level: 'info',
+    fields: ['audit', 'qid', 'action', 'recipients', 'by', 'peer', 'user', 'userAgent', 'result', 'state', 'failedAt'],
+    when: 'audit: an admin action on the queue or failed mail (retry, delete, requeue, purge), who asked (cli, api, relay) and the result',
+  },
+  'spool.failed-entry-unreadable': { level: 'warn', fields: ['qid', 'err'], when: 'a message in failed/ could not be read (listing or purging failed mail)' },
+  'failed.retention-error': { level: 'error', fields: ['err'], when: 'removing failed mail past delivery.failedRetentionDays failed; it is tried again later' },
+  'http.refused': {
+    level: 'warn',
+    fields: ['reason', 'limit', 'code', 'client', 'count', 'intervalSeconds'],
+    when: 'an operations HTTP connection was refused or closed (too many connections, timeout, bad request; once per interval, with a count)',
+  },
   'http.error': { level: 'error', fields: ['err', 'method', 'path'], when: 'an operations HTTP request failed' },
 } as const satisfies Record<string, EventSpec>;
 

@@ -191,7 +191,7 @@ export class SpoolAdmin {
   private async readFailedQuietly(qid: string): Promise<FailedEntry | undefined> {
     if (!isValidQid(qid)) return undefined;
     return this.deps.spool.readFailed(qid).catch((err: unknown) => {
-      this.deps.logger?.warn({ qid, err: { message: (err as Error).message } }, 'spool.failed_entry_unreadable');
+      this.deps.logger?.warn({ qid, err: { message: (err as Error).message } }, 'spool.failed-entry-unreadable');
       return undefined;
     });
   }

@@ -253,7 +253,6 @@ export class FsSpool implements Spool {
       await this.unlinkIfPresent(this.pathOf('failed', `${qid}.reason.json`));
       await this.syncDir('failed');
     } catch (err) {
-      this.log?.error({ qid, err }, 'spool.requeue_failed');
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool requeue of ${qid} failed: ${describe(err)}` });
     }
     return { meta, emlPath: queueEml };
@@ -264,7 +263,6 @@ export class FsSpool implements Spool {
     try {
       for (const name of [`${qid}.json`, `${qid}.eml`, `${qid}.reason.json`]) await this.unlinkIfPresent(this.pathOf('failed', name));
     } catch (err) {
-      this.log?.error({ qid, err }, 'spool.remove_failed_failed');
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool removal of failed ${qid} failed: ${describe(err)}` });
     }
   }

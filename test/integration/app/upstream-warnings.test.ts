@@ -15,13 +15,13 @@ describe('upstream.tls-insecure', () => {
   it('is logged once per insecure upstream at start, and on a reload only when that upstream changed', async () => {
     relay = await startRelay({ upstreams: [insecure, other] });
     const warnings = () => relay!.logs.events('upstream.tls-insecure').map((r) => [r['upstream'], r['level']]);
-    expect(warnings()).toEqual([['insecure', 40]]);
+    expect(warnings()).toEqual([['insecure', 'warn']]);
 
     relay.app.reload(testConfig(relay.dir, { upstreams: [insecure, { ...other, port: 3 }] }));
     expect(relay.logs.events('config.changed')).toHaveLength(1);
-    expect(warnings()).toEqual([['insecure', 40]]);
+    expect(warnings()).toEqual([['insecure', 'warn']]);
 
     relay.app.reload(testConfig(relay.dir, { upstreams: [{ ...insecure, port: 4 }, { ...other, port: 3 }] }));
-    expect(warnings()).toEqual([['insecure', 40], ['insecure', 40]]);
+    expect(warnings()).toEqual([['insecure', 'warn'], ['insecure', 'warn']]);
   });
 });

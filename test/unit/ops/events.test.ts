@@ -12,9 +12,9 @@ import { EVENT_NAME_STYLE, EVENTS, type EventLevel, type EventSpec } from '../..
 const SRC = join(process.cwd(), 'src');
 const LEVELS = new Set<string>(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 /** helpers that log the event name they are given: the function name and the level they log at */
-const EVENT_HELPERS: Readonly<Record<string, EventLevel>> = { note: 'warn', audit: 'info' };
+const EVENT_HELPERS: Readonly<Record<string, EventLevel>> = { note: 'warn' };
 /** where an event name arrives as a parameter (the helpers above), file → parameter name */
-const NAME_PARAMETERS: Readonly<Record<string, string>> = { 'intake/interval-log.ts': 'event', 'ops/http.ts': 'event' };
+const NAME_PARAMETERS: Readonly<Record<string, string>> = { 'core/interval-log.ts': 'event' };
 
 interface LogCall {
   readonly where: string;
