@@ -48,7 +48,7 @@ export const EVENTS = {
   rejected: { level: 'info', fields: ['client', 'reason', 'reply'], when: 'a message was refused (the reason and the reply sent)' },
   received: {
     level: 'info',
-    fields: ['client', 'from', 'to', 'size', 'attachments', 'policies', 'messageId', 'subject'],
+    fields: ['client', 'from', 'originalSender', 'originalFrom', 'to', 'size', 'attachments', 'policies', 'messageId', 'subject'],
     when: 'a message was accepted and spooled',
   },
   'intake.error': { level: 'error', fields: ['err', 'client'], when: 'the SMTP server reported an error' },
@@ -69,7 +69,7 @@ export const EVENTS = {
   // --- the delivery half (delivery/, outcome/)
   delivery: {
     level: ['info', 'warn'],
-    fields: ['from', 'to', 'relay', 'attempt', 'delayMs', 'durationMs', 'errorCode', 'reason', 'dsn', 'status', 'response'],
+    fields: ['from', 'originalSender', 'originalFrom', 'to', 'relay', 'attempt', 'delayMs', 'durationMs', 'errorCode', 'reason', 'dsn', 'status', 'response'],
     when: 'one line per recipient per upstream try; status is the outcome: sent (info), failover, deferred or bounced (warn)',
   },
   'upstream.skipped-limits': { level: 'info', fields: ['relay'], when: 'an upstream was passed over: the message exceeds its attachment limits' },
@@ -90,7 +90,7 @@ export const EVENTS = {
   'returned-to-client': { level: 'warn', fields: ['recipients', 'response'], when: 'every recipient was refused while the client waited: it got the 5xx, the message left the spool' },
   abandoned: { level: 'warn', fields: ['recipients', 'lastError'], when: 'waitSeconds -1 and not delivered: the client got 451, the message left the spool' },
   deferred: { level: 'info', fields: ['pending', 'attempts', 'nextAttemptAt', 'lastError'], when: 'a message stays queued for a later attempt' },
-  failed: { level: 'error', fields: ['from', 'reason', 'recipients'], when: 'a message moved to failed/ (refused for good, or expired)' },
+  failed: { level: 'error', fields: ['from', 'originalSender', 'originalFrom', 'reason', 'recipients'], when: 'a message moved to failed/ (refused for good, or expired)' },
 
   // --- the spool's own decisions (spool/)
   'spool.spill-length-mismatch': { level: 'warn', fields: ['qid', 'copiedBytes', 'expectedBytes'], when: 'a spilled body was not as long as expected' },
@@ -115,6 +115,8 @@ export const EVENTS = {
     fields: ['reason', 'limit', 'code', 'client', 'count', 'intervalSeconds'],
     when: 'an operations HTTP connection was refused or closed (too many connections, timeout, bad request; once per interval, with a count)',
   },
+  console: { level: ['debug', 'info', 'warn', 'error'], fields: ['source', 'text'], when: "a library wrote to the console: its text, at the console method's level" },
+  'process.warning': { level: 'warn', fields: ['source', 'name', 'code', 'text'], when: 'Node.js emitted a process warning' },
   'http.error': { level: 'error', fields: ['err', 'method', 'path'], when: 'an operations HTTP request failed' },
 } as const satisfies Record<string, EventSpec>;
 

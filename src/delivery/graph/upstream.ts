@@ -18,9 +18,7 @@ export function createGraphUpstream(upstream: GraphUpstreamConfig, context: Tran
     throw new RelayError('E_CONFIG', { logMessage: `upstream "${upstream.name}": a graph upstream needs OAuth2 credentials` });
   }
   const tls = readTlsMaterial(upstream);
-  if (!upstream.tls.rejectUnauthorized) {
-    context.logger.warn({ upstream: upstream.name }, 'upstream.tls.insecure: certificate verification is OFF for this upstream (tls.rejectUnauthorized false)');
-  }
+  // tls.rejectUnauthorized false: the relay warns (upstream.tls-insecure) at start and reload
   return createGraphTransport({
     name: upstream.name,
     endpoint: upstream.graph.endpoint,

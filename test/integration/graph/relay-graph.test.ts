@@ -270,7 +270,7 @@ describe('relay process with a Graph upstream, killed with SIGKILL during an upl
     expect(r.graph.deletedDrafts).toContain(draftId);
     expect(r.graph.liveDrafts()).toEqual([]);
     expect(r.graph.deliveries).toHaveLength(1);
-    expect(second.logs.records().filter((x) => String(x.msg).startsWith('graph.draft.deleted'))).toHaveLength(1);
+    expect(second.logs.records().filter((x) => String(x.msg).startsWith('graph.draft-deleted'))).toHaveLength(1);
     const got = await r.graph.parsed(r.graph.deliveries[0]!);
     expect(got.attachments.map((a) => a.content.length)).toEqual([8 * 1024 * 1024]);
     await second.kill('SIGTERM');
