@@ -103,6 +103,7 @@ export const EVENTS = {
 
   // --- operations (ops/)
   'admin.refused': { level: 'warn', fields: ['client', 'method', 'path', 'status'], when: 'an admin API request was refused (no token, not loopback, cross-site)' },
+  'page.refused': { level: 'warn', fields: ['client', 'method', 'path', 'status'], when: "a status page file was refused (not this server's own name, or a cross-site request)" },
   admin: {
     level: 'info',
     fields: ['audit', 'qid', 'action', 'recipients', 'by', 'peer', 'user', 'userAgent', 'result', 'state', 'failedAt'],
