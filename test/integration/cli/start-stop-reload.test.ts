@@ -82,7 +82,7 @@ describe('smtp-sidecar start', () => {
     await writeFile(path, JSON.stringify(config()));
     const relay = start(path);
     const listening = await relay.waitFor('listening');
-    expect(relay.lines()[0]!.msg).toMatch(/no upstream configured: delivering to the outbox/);
+    expect(relay.lines()[0]).toMatchObject({ msg: 'upstreams.outbox', outboxDir: expect.stringMatching(/outbox/) });
 
     const c = await openTransaction(listening.port as number, 'a@legacy.test', ['b@dest.test']);
     c.write('Subject: via child\r\n\r\nhello\r\n.\r\n');
