@@ -44,7 +44,16 @@ export const EVENTS = {
   'stop-failed': { level: 'error', fields: ['err'], when: 'the graceful stop failed' },
 
   // --- the receive half (intake/)
-  refused: { level: 'warn', fields: ['client', 'reason'], when: 'a client was refused at connect (not allowed, too many clients, shutting down)' },
+  refused: {
+    level: 'warn',
+    fields: ['client', 'reason', 'maxClients', 'count', 'intervalSeconds'],
+    when: 'a client was refused at connect (not allowed, too many clients, shutting down; floods once per interval, with a count)',
+  },
+  'intake.session-cut': {
+    level: 'warn',
+    fields: ['reason', 'client', 'count', 'intervalSeconds'],
+    when: 'a session was cut off with 421 (idle, or data slower than listen.minDataRate...; once per interval, with a count)',
+  },
   rejected: { level: 'info', fields: ['client', 'reason', 'reply'], when: 'a message was refused (the reason and the reply sent)' },
   received: {
     level: 'info',
