@@ -8,32 +8,38 @@
 # See docker-compose.example.yml for the sidecar layout (the app shares the relay's network
 # namespace and sends to localhost:25).
 
-# ---- build stage: compile TypeScript with the dev dependencies ----------------------------
+# ---- build stage: compile and pack, exactly as for a production install -------------------
+# `npm pack` runs prepack (npm run build) and writes smtp-sidecar-<version>.tgz with dist/ and
+# every runtime dependency bundled (package.json bundleDependencies, versions from the lock).
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json README.md LICENSE config.example.json config.schema.json ./
+COPY docs/CONFIG.md ./docs/CONFIG.md
+COPY deploy ./deploy
 COPY src ./src
-RUN npm run build
+RUN npm pack --pack-destination /tmp && mv /tmp/smtp-sidecar-*.tgz /tmp/smtp-sidecar.tgz
 
-# ---- runtime stage: production dependencies and the compiled JavaScript only --------------
+# ---- runtime stage: the packed tarball installed globally, as on a server -----------------
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY --from=build /app/dist ./dist
-# cron, PHP's mail() and scripts run /usr/sbin/sendmail (older ones /usr/lib/sendmail): that is
-# this program under the name sendmail (dist/main.js is executable), submitting to the relay.
-RUN ln -s /app/dist/main.js /usr/sbin/sendmail && ln -s /app/dist/main.js /usr/lib/sendmail
+COPY --from=build /tmp/smtp-sidecar.tgz /tmp/smtp-sidecar.tgz
+# --offline: the tarball carries its dependencies; nothing is fetched or resolved again.
+RUN npm install -g --offline --no-audit --no-fund /tmp/smtp-sidecar.tgz && rm /tmp/smtp-sidecar.tgz && npm cache clean --force
 # The default config (docker/config.docker.json); mount your own file over it to change it.
 COPY docker/config.docker.json /etc/smtp-sidecar/config.json
+# cron, PHP's mail() and scripts run /usr/sbin/sendmail (older ones /usr/lib/sendmail): that is
+# this program under the name sendmail, submitting to the relay in this container.
+RUN ln -s /usr/local/lib/node_modules/smtp-sidecar/dist/main.js /usr/sbin/sendmail \
+ && ln -s /usr/local/lib/node_modules/smtp-sidecar/dist/main.js /usr/lib/sendmail
 
 # The spool must belong to the unprivileged user; an empty named volume mounted here takes
 # this ownership from the image the first time it is used.
 RUN mkdir -p /var/spool/smtp-sidecar && chown node:node /var/spool/smtp-sidecar
 VOLUME /var/spool/smtp-sidecar
+# Relative paths in a mounted config ("./spool", "./outbox") land in the volume.
+WORKDIR /var/spool/smtp-sidecar
 
 # Port 25 as the non-root `node` user: we rely on the net.ipv4.ip_unprivileged_port_start=0
 # sysctl, which Docker (since 20.10) sets by default for every container with its own network
@@ -46,11 +52,12 @@ VOLUME /var/spool/smtp-sidecar
 USER node
 EXPOSE 25 8025
 
-# No curl in the slim image: node itself asks /healthz (http.host 0.0.0.0 or 127.0.0.1, port 8025).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-  CMD ["node","-e","fetch('http://127.0.0.1:8025/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# `smtp-sidecar health` asks /healthz where the config says the HTTP server listens (0.0.0.0 is
+# asked on 127.0.0.1), or checks the SMTP greeting when http.enabled is false. No curl needed.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=15s --retries=3 \
+  CMD ["smtp-sidecar","health","--config","/etc/smtp-sidecar/config.json"]
 
 # Exec form, no shell in between: SIGTERM from `docker stop` reaches node, which stops cleanly
 # (open DATA transactions may finish within listen.shutdownGraceSeconds).
-ENTRYPOINT ["node","dist/main.js"]
+ENTRYPOINT ["smtp-sidecar"]
 CMD ["start","--config","/etc/smtp-sidecar/config.json"]

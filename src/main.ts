@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENCRYPT_HELP, encryptCommand } from './cli/encrypt.js';
 import { EXIT } from './cli/exit-codes.js';
+import { HEALTH_HELP, healthCommand } from './cli/health.js';
 import { processIo } from './cli/io.js';
 import { QUEUE_HELP, queueCommand } from './cli/queue.js';
 import { SEND_TEST_HELP, sendTestCommand } from './cli/send-test.js';
@@ -11,6 +12,8 @@ import { sendmailCommand } from './cli/sendmail.js';
 import { START_HELP, startCommand } from './cli/start.js';
 import { VALIDATE_HELP, validateCommand } from './cli/validate.js';
 import { connectCheck } from './cli/validate-connect.js';
+import { DEFAULT_CONFIG_PATH } from './config/load.js';
+import { packageVersion } from './core/version.js';
 
 const HELP = `Usage: smtp-sidecar <command> [options]
 
@@ -22,8 +25,10 @@ Commands:
   queue      list [--failed] | show QID | retry QID|--all | delete QID | requeue QID|--all | purge --failed
   sendmail   the sendmail command line (cron, PHP mail(), scripts): submit stdin to the relay
              (also what runs when this program is installed as /usr/sbin/sendmail)
+  health     check that the configured relay answers (for healthchecks)
 
-Run "smtp-sidecar <command> --help" for the options of a command.
+Every command reads ${DEFAULT_CONFIG_PATH} unless --config FILE names another.
+Run "smtp-sidecar <command> --help" for the options of a command; --version prints the version.
 Exit codes: 0 success, 1 runtime failure, 2 usage error or invalid config.
 `;
 
@@ -32,6 +37,7 @@ async function main(argv: string[], invokedAs: string): Promise<number> {
   // Run as /usr/sbin/sendmail (a symlink to this file): the whole argv is sendmail's.
   if (invokedAs === 'sendmail') return sendmailCommand(argv, io);
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') return io.stdout(`smtp-sidecar ${packageVersion()}\n`), EXIT.OK;
   // sendmail's options (-FCronDaemon, -oem, -t ...) are not ours: it parses its own argv.
   if (command === 'sendmail') return sendmailCommand(rest, io);
   let parsed;
@@ -39,7 +45,7 @@ async function main(argv: string[], invokedAs: string): Promise<number> {
     parsed = parseArgs({
       args: rest,
       options: {
-        config: { type: 'string', short: 'c', default: 'config.json' },
+        config: { type: 'string', short: 'c', default: DEFAULT_CONFIG_PATH },
         connect: { type: 'boolean', default: false },
         pretty: { type: 'boolean', default: false },
         watch: { type: 'boolean', default: false },
@@ -77,6 +83,9 @@ async function main(argv: string[], invokedAs: string): Promise<number> {
     case 'encrypt':
       if (values.help) return io.stdout(ENCRYPT_HELP), EXIT.OK;
       return encryptCommand(io);
+    case 'health':
+      if (values.help) return io.stdout(HEALTH_HELP), EXIT.OK;
+      return healthCommand({ config: values.config }, io);
     case undefined:
     case 'help':
     case '--help':

@@ -8,7 +8,9 @@ export function loadConfigOrReport(path: string, io: CliIo): Config | undefined 
     return loadConfig(path, { env: io.env });
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.stderr(`smtp-sidecar: ${path} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+      // a missing file is one problem that already names the file and says what to do
+      const missing = err.problems.length === 1 && err.problems[0]!.startsWith(`${path}: there is no config file`);
+      io.stderr(missing ? `smtp-sidecar: ${err.problems[0]}\n` : `smtp-sidecar: ${path} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
       return undefined;
     }
     throw err;

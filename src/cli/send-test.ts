@@ -60,7 +60,7 @@ Options:
   --from ADDR        envelope and header sender (default: message.globalFrom, else smtp-sidecar@<host>)
   --upstream NAME    only this upstream (not with --via)
   --via HOST:PORT    a running relay's SMTP address, e.g. 127.0.0.1:25
-  --config FILE      config file (default: ./config.json; not read with --via)
+  --config FILE      config file (default: /etc/smtp-sidecar/config.json; not read with --via)
 
 Exit codes: 0 delivered/accepted, 1 refused or failed, 2 usage error or invalid config.
 `;

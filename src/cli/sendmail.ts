@@ -18,18 +18,15 @@
  * -h N, -L TAG, -m, -n, -N DSN, -O OPTION, -o<anything but i> (-odi, -oem, -om, ...), -p PROTO,
  * -R RET, -U, -V ENVID, -X LOGFILE, -x.
  */
-import { readFileSync } from 'node:fs';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { ConfigError, parseConfig } from '../config/load.js';
+import { DEFAULT_CONFIG_PATH } from '../config/load.js';
 import type { CliIo } from './io.js';
+import { hostPort, readLocalAddresses } from './local-addresses.js';
 import { type ParsedRecipient, parseAddressList, prepareMessage } from './sendmail-message.js';
 import { parseVia } from './send-test.js';
 import { pipeSmtpSession } from './smtp-pipe.js';
 import { type Refusal, submitMessage } from './smtp-submit.js';
 import { exitForReply, SYSEXIT, SYSEXIT_NAME, type SmtpStep, type SysExit } from './sysexits.js';
-
-/** Where a packaged relay keeps its config (also the default of `start`). */
-export const SENDMAIL_DEFAULT_CONFIG = '/etc/smtp-sidecar/config.json';
 
 export const SENDMAIL_HELP = `Usage: sendmail [options] [recipient ...] < message
        smtp-sidecar sendmail [options] [recipient ...] < message
@@ -51,7 +48,7 @@ Options:
   -v               print the relay's answer on success too
   -C FILE, --config FILE
                    the relay's config file, for listen.host and listen.port
-                   (default: ${SENDMAIL_DEFAULT_CONFIG}; built-in 127.0.0.1:25 when it is missing)
+                   (default: ${DEFAULT_CONFIG_PATH}; built-in 127.0.0.1:25 when it is missing)
   --relay HOST:PORT
                    the relay's SMTP address (also the SMTP_SIDECAR_RELAY environment variable)
   Ignored, as other sendmail implementations accept them: -A -c -e -G -h -L -m -n -N -O
@@ -191,16 +188,10 @@ interface RelayTarget {
   readonly source: string;
 }
 
-function loopbackFor(host: string): string {
-  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
-  if (host === '::' || host === '[::]') return '::1';
-  return host;
-}
-
 type TargetOrExit = { readonly target: RelayTarget } | { readonly exit: SysExit };
 
 /** The relay's address: --relay, SMTP_SIDECAR_RELAY, or listen.host/port of the config file (only those keys are read). */
-function relayTarget(args: SendmailArgs, io: CliIo, readFile: (path: string) => string): TargetOrExit {
+function relayTarget(args: SendmailArgs, io: CliIo, readFile: ((path: string) => string) | undefined): TargetOrExit {
   const explicit = args.relay ?? (io.env['SMTP_SIDECAR_RELAY'] || undefined);
   if (explicit !== undefined) {
     const via = parseVia(explicit);
@@ -210,36 +201,18 @@ function relayTarget(args: SendmailArgs, io: CliIo, readFile: (path: string) => 
     }
     return { target: { ...via, waitSeconds: 10, source: args.relay !== undefined ? '--relay' : 'SMTP_SIDECAR_RELAY' } };
   }
-  const path = args.config ?? SENDMAIL_DEFAULT_CONFIG;
-  let raw: Record<string, unknown> = {};
-  let source = `listen.host/listen.port in ${path}`;
-  try {
-    const parsed: unknown = JSON.parse(readFile(path));
-    if (parsed !== null && typeof parsed === 'object') raw = parsed as Record<string, unknown>;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && args.config === undefined) source = `the built-in default (there is no ${path})`;
-    else if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') {
-      source = `the built-in default (${path} cannot be read: ${code})`;
-    } else {
-      io.stderr(`sendmail: ${path} is not valid JSON (${(err as Error).message}); fix it, or give the relay's address with --relay HOST:PORT\n`);
-      return { exit: SYSEXIT.CONFIG };
-    }
-  }
-  const delivery = raw['delivery'] as Record<string, unknown> | undefined;
-  const partial = { listen: raw['listen'], delivery: { waitSeconds: delivery?.['waitSeconds'] } };
-  try {
-    const config = parseConfig(partial, { env: io.env });
-    if (config.listen.port === 0) {
-      io.stderr(`sendmail: listen.port in ${path} is 0 (any free port), so the relay's address is unknown: give it with --relay HOST:PORT\n`);
-      return { exit: SYSEXIT.CONFIG };
-    }
-    return { target: { host: loopbackFor(config.listen.host), port: config.listen.port, waitSeconds: config.delivery.waitSeconds, source } };
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    io.stderr(`sendmail: ${path} is not valid:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+  const path = args.config ?? DEFAULT_CONFIG_PATH;
+  const result = readLocalAddresses(path, { env: io.env, ...(readFile === undefined ? {} : { readFile }) });
+  if (!result.ok) {
+    io.stderr(`sendmail: the config file is not valid (fix it, or give the relay's address with --relay HOST:PORT):\n${result.problems.map((p) => `  ${p}\n`).join('')}`);
     return { exit: SYSEXIT.CONFIG };
   }
+  const { smtp, waitSeconds, source } = result.addresses;
+  if (smtp.port === 0) {
+    io.stderr(`sendmail: listen.port in ${path} is 0 (any free port), so the relay's address is unknown: give it with --relay HOST:PORT\n`);
+    return { exit: SYSEXIT.CONFIG };
+  }
+  return { target: { host: smtp.host, port: smtp.port, waitSeconds, source: `listen.host/listen.port of ${source}` } };
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -283,10 +256,10 @@ export async function sendmailCommand(argv: readonly string[], io: CliIo, deps: 
   const args = parsed.args;
   if (args.help) return io.stdout(SENDMAIL_HELP), SYSEXIT.OK;
   if (args.mode === 'nothing') return SYSEXIT.OK;
-  const resolved = relayTarget(args, io, deps.readFile ?? ((p) => readFileSync(p, 'utf8')));
+  const resolved = relayTarget(args, io, deps.readFile);
   if ('exit' in resolved) return resolved.exit;
   const target = resolved.target;
-  const where = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  const where = hostPort(target.host, target.port);
   const unreachable = (reason: string): number => {
     io.stderr(
       `sendmail: cannot reach the relay at ${where} (${reason}); the address comes from ${target.source}. ` +

@@ -24,7 +24,7 @@ listen.shutdownGraceSeconds). SIGHUP reloads the config file (an invalid file is
 refused and the running config stays).
 
 Options:
-  --config FILE   config file (default: ./config.json)
+  --config FILE   config file (default: /etc/smtp-sidecar/config.json)
   --pretty        one human line per event instead of JSON lines (as log.format "line")
   --watch         reload when the config file changes (as on SIGHUP)
 `;

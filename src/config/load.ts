@@ -7,6 +7,8 @@
  * Assumes: it runs at start-up and on reload only, so synchronous file reads are fine here.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { configSchema, type Config } from './schema.js';
 import { decryptSecret, ENC_PREFIX, keyFromEnvironment, SecretKeyError } from './secrets.js';
 
@@ -17,6 +19,22 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.problems = problems;
   }
+}
+
+/** Where a packaged relay (systemd unit, Docker image) keeps its config; every command's default --config. */
+export const DEFAULT_CONFIG_PATH = '/etc/smtp-sidecar/config.json';
+
+/** The installed package's own directory (dist/config/load.js → two levels up), for hints that name shipped files. */
+export const PACKAGE_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+/** What to do when there is no config file: the example to start from and the commands. */
+function missingFileHint(path: string): string {
+  const example = join(PACKAGE_DIR, 'config.example.json');
+  return (
+    `${path}: there is no config file. Create it from the example and edit it: ` +
+    `install -D -m 0640 ${example} ${path}; or name another file with --config FILE ` +
+    `(to try the relay at once: smtp-sidecar start --config ${example})`
+  );
 }
 
 export interface LoadOptions {
@@ -129,7 +147,8 @@ export function loadConfig(path: string, options: LoadOptions = {}): Config {
   try {
     text = readFile(path);
   } catch (err) {
-    throw new ConfigError([`${path}: cannot read config file (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([code === 'ENOENT' ? missingFileHint(path) : `${path}: cannot read config file (${code ?? 'error'})`]);
   }
   let raw: unknown;
   try {

@@ -32,12 +32,12 @@
  *   POST   /admin/failed/requeue-all             requeue every failed message
  *   POST   /admin/failed/purge?olderThanSeconds=N  delete failed mail older than N seconds (0 or absent: all)
  */
-import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../core/clock.js';
 import { IntervalLog } from '../core/interval-log.js';
+import { packageVersion } from '../core/version.js';
 import type { Logger } from '../core/ports.js';
 import { AdminGuard, loopbackHostHeaders, publishAdminToken } from './admin-auth.js';
 import type { Actor, FailedRow, QueueRow, ShownMessage } from './spool-admin.js';
@@ -121,16 +121,6 @@ export interface HttpServer {
 
 /** Mirrors spool/qid.ts: only [A-Za-z0-9], so a qid can never name a path. */
 const QID = /^[A-Za-z0-9]{1,64}$/;
-
-function packageVersion(): string {
-  try {
-    // src/ops/http.ts and dist/ops/http.js both sit two levels below package.json.
-    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 class HttpProblem {
   constructor(

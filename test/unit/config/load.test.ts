@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.js';
+import { ConfigError, loadConfig, PACKAGE_DIR, parseConfig } from '../../../src/config/load.js';
 import { encryptSecret, keyFromEnvironment } from '../../../src/config/secrets.js';
 
 function problemsOf(fn: () => unknown): readonly string[] {
@@ -111,11 +114,24 @@ describe(loadConfig.name, () => {
       problemsOf(() =>
         loadConfig('/nope.json', {
           readFile: () => {
-            throw Object.assign(new Error('x'), { code: 'ENOENT' });
+            throw Object.assign(new Error('x'), { code: 'EACCES' });
           },
         }),
       ),
-    ).toEqual(['/nope.json: cannot read config file (ENOENT)']);
+    ).toEqual(['/nope.json: cannot read config file (EACCES)']);
+  });
+
+  it('says how to start from the example when the file does not exist', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'smtp-sidecar-noconfig-'));
+    const missing = join(empty, 'config.json');
+    const [problem] = problemsOf(() => loadConfig(missing, { env: {} }));
+    rmSync(empty, { recursive: true });
+    const example = join(PACKAGE_DIR, 'config.example.json');
+    expect(existsSync(example)).toBe(true);
+    expect(problem).toBe(
+      `${missing}: there is no config file. Create it from the example and edit it: install -D -m 0640 ${example} ${missing}; ` +
+        `or name another file with --config FILE (to try the relay at once: smtp-sidecar start --config ${example})`,
+    );
   });
 
   it('accepts config.example.json', () => {
