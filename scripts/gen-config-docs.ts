@@ -45,8 +45,40 @@ export function buildJsonSchema(): JsonSchema & Record<string, unknown> {
   return z.toJSONSchema(configSchema, { io: 'input' }) as JsonSchema & Record<string, unknown>;
 }
 
+/** A `${env:NAME}` or `${file:/path}` reference, resolved (and coerced to the field's type) at start-up. */
+const REFERENCE_SCHEMA: JsonSchema = {
+  type: 'string',
+  pattern: '\\$\\{(env|file):[^}]+\\}',
+  description: 'A ${env:NAME} or ${file:/path} reference, resolved at start-up (numbers and booleans are converted).',
+};
+
+/**
+ * The published schema accepts a reference wherever the relay does: in number, integer and
+ * boolean fields and in strings with a pattern, a format or a fixed set of values (editors
+ * would flag `"port": "${env:SMTP_PORT}"` or `"user": "${env:M365_SENDER}"` otherwise).
+ * Discriminators (`const`, e.g. auth.type) stay as they are.
+ */
+export function acceptReferences(schema: JsonSchema): JsonSchema {
+  const out: JsonSchema = { ...schema };
+  if (out.properties !== undefined) out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, v]) => [k, acceptReferences(v)]));
+  if (out.items !== undefined) out.items = acceptReferences(out.items);
+  if (typeof out.additionalProperties === 'object') out.additionalProperties = acceptReferences(out.additionalProperties);
+  if (out.oneOf !== undefined) out.oneOf = out.oneOf.map(acceptReferences);
+  if (out.anyOf !== undefined) out.anyOf = out.anyOf.map(acceptReferences);
+  const type = out.type;
+  const scalar = type === 'number' || type === 'integer' || type === 'boolean';
+  const constrainedString = type === 'string' && (out.pattern !== undefined || out.format !== undefined || out.enum !== undefined);
+  if (out.const !== undefined || !(scalar || constrainedString)) return out;
+  const { description, default: defaultValue, ...value } = out;
+  return {
+    ...(description === undefined ? {} : { description }),
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+    anyOf: [value, REFERENCE_SCHEMA],
+  };
+}
+
 export function renderJsonSchema(): string {
-  return `${JSON.stringify(buildJsonSchema(), null, 2)}\n`;
+  return `${JSON.stringify(acceptReferences(buildJsonSchema()), null, 2)}\n`;
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -110,9 +142,24 @@ function rowsOf(prefix: string, schema: JsonSchema, variantsOut: { path: string;
   return rows;
 }
 
+/** The environment variable for a key path: `upstreams[].auth.clientSecret` → `SMTP_SIDECAR_UPSTREAMS__<n>__AUTH__CLIENT_SECRET`. */
+export function envName(path: string): string {
+  const snake = (key: string) =>
+    key
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
+      .toUpperCase();
+  return `SMTP_SIDECAR_${path
+    .split('.')
+    .map((key) => (key.endsWith('[]') ? `${snake(key.slice(0, -2))}__<n>` : snake(key)))
+    .join('__')}`;
+}
+
 function table(rows: readonly Row[]): string {
-  const lines = ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |'];
-  for (const row of rows) lines.push(`| \`${row.path}\` | ${cell(row.type)} | ${cell(row.defaultValue)} | ${cell(row.description)} |`);
+  const lines = ['| Key | Type | Default | Description | Environment variable |', '| --- | --- | --- | --- | --- |'];
+  for (const row of rows) {
+    lines.push(`| \`${row.path}\` | ${cell(row.type)} | ${cell(row.defaultValue)} | ${cell(row.description)} | \`${envName(row.path)}\` |`);
+  }
   return lines.join('\n');
 }
 
@@ -141,6 +188,14 @@ export function renderConfigDocs(): string {
     'The config file is JSON (see `config.example.json`; `config.schema.json` gives editors completion and checks: add `"$schema": "./config.schema.json"`).',
     'Unknown keys are errors. Any string value may be `${env:NAME}` (an environment variable) or `${file:/path}` (a file, one trailing newline removed, e.g. a Docker secret); secrets may also be `enc:...` values produced by `smtp-sidecar encrypt`.',
     'Check a file with `smtp-sidecar validate --config FILE` (add `--connect` to try each upstream).',
+    '',
+    '## Environment variables',
+    '',
+    'Every key can also be set as an environment variable, shown in the last column of each table: `SMTP_SIDECAR_` and the key path in capitals, the keys joined with a double underscore (`SMTP_SIDECAR_LISTEN__PORT=25`), an array item by its index (`SMTP_SIDECAR_UPSTREAMS__0__HOST=smtp.office365.com`).',
+    'Key names match case-insensitively with underscores ignored (`ALLOWED_CLIENTS` and `ALLOWEDCLIENTS` both mean `allowedClients`); a map key (`message.confidential.headers`) is taken as written.',
+    'A list of plain values may be comma-separated (`SMTP_SIDECAR_LISTEN__ALLOWED_CLIENTS=127.0.0.0/8,10.0.0.0/8`); any list or object may be given whole as JSON (`SMTP_SIDECAR_UPSTREAMS=\'[{"name":"m365",...}]\'`), and later, longer names refine it (`SMTP_SIDECAR_UPSTREAMS__0__PORT=465`).',
+    'Numbers and booleans are written as text (`25`, `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`), as in `${env:NAME}` and `${file:/path}` references, which work in number and boolean fields too.',
+    'Variables are applied over the config file, key by key. When the default file `/etc/smtp-sidecar/config.json` does not exist and at least one such variable is set, the relay runs from the environment alone (a container needs no file). A variable that names no key is an error that lists the keys there; `SMTP_SIDECAR_KEY`, `SMTP_SIDECAR_KEY_FILE` and `SMTP_SIDECAR_RELAY` are not config keys.',
     '',
     'Keys marked **required** must be set when their section is present; every other key has the default shown (or is unset when no default is shown).',
     '',

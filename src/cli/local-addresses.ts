@@ -3,7 +3,8 @@
  * running relay from the outside (`sendmail`, `health`).
  *
  * Does: read only the `listen`, `http` and `delivery.waitSeconds` keys (references in them
- *   resolved, validated by the one schema with its defaults); map a wildcard listen address
+ *   resolved, SMTP_SIDECAR_LISTEN__* / HTTP__* / DELIVERY__* variables applied, validated by
+ *   the one schema with its defaults); map a wildcard listen address
  *   (0.0.0.0, ::) to the loopback address that reaches it; fall back to the built-in defaults
  *   when the file does not exist or cannot be read by this user, and say so in `source`.
  * Never: read or resolve the rest of the file (upstream secrets, `${file:}` references only
@@ -12,7 +13,9 @@
  * Assumes: a config that names no file uses the built-in defaults, as the relay itself does.
  */
 import { readFileSync } from 'node:fs';
+import { applyEnvironment } from '../config/env-overlay.js';
 import { ConfigError, parseConfig } from '../config/load.js';
+import { configJsonSchema } from '../config/schema-paths.js';
 
 export interface LocalAddresses {
   readonly smtp: { readonly host: string; readonly port: number };
@@ -57,7 +60,11 @@ export function readLocalAddresses(
   const delivery = raw['delivery'];
   const waitSeconds = delivery !== null && typeof delivery === 'object' ? (delivery as Record<string, unknown>)['waitSeconds'] : undefined;
   try {
-    const config = parseConfig({ listen: raw['listen'], http: raw['http'], delivery: { waitSeconds } }, { env: options.env });
+    // SMTP_SIDECAR_LISTEN__PORT and the like apply here as they do for the relay
+    const overlay = applyEnvironment({ listen: raw['listen'], http: raw['http'], delivery: { waitSeconds } }, options.env, configJsonSchema(), {
+      sections: ['listen', 'http', 'delivery'],
+    });
+    const config = parseConfig(overlay.value, { env: options.env }, overlay);
     return {
       ok: true,
       addresses: {

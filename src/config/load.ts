@@ -1,14 +1,22 @@
 /**
- * Loads the config: read the JSON file → resolve `${env:NAME}`, `${file:/path}` and `enc:`
- * references in every string → validate against the one schema → deep-freeze.
+ * Loads the config: read the JSON file → apply SMTP_SIDECAR_* environment variables over it
+ * (env-overlay.ts) → resolve `${env:NAME}`, `${file:/path}` and `enc:` references in every
+ * string → coerce the strings that came from a reference or a variable to the number or
+ * boolean the schema wants there ("25" → 25, "true" → true) → validate against the one schema
+ * → deep-freeze.
  *
- * Does: report every problem as `path: message` (ConfigError, exit code 2).
+ * Does: report every problem as `path: message` (ConfigError, exit code 2); run from the
+ *   environment alone when the default file (/etc/smtp-sidecar/config.json) does not exist
+ *   and SMTP_SIDECAR_* configuration variables are set (containers without a config file).
+ *   Literal strings in the file are never coerced: `"port": "25"` stays an error.
  * Never: turn a missing reference into an empty string; print a secret value.
  * Assumes: it runs at start-up and on reload only, so synchronous file reads are fine here.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { applyEnvironment, isConfigVariable } from './env-overlay.js';
+import { configJsonSchema, type JsonSchemaNode, nodesAt, typesOf } from './schema-paths.js';
 import { configSchema, type Config } from './schema.js';
 import { decryptSecret, ENC_PREFIX, keyFromEnvironment, SecretKeyError } from './secrets.js';
 
@@ -32,7 +40,8 @@ function missingFileHint(path: string): string {
   const example = join(PACKAGE_DIR, 'config.example.json');
   return (
     `${path}: there is no config file. Create it from the example and edit it: ` +
-    `install -D -m 0640 ${example} ${path}; or name another file with --config FILE ` +
+    `install -D -m 0640 ${example} ${path}; or name another file with --config FILE` +
+    (path === DEFAULT_CONFIG_PATH ? ', or set the keys as SMTP_SIDECAR_* environment variables (docs/CONFIG.md) ' : ' ') +
     `(to try the relay at once: smtp-sidecar start --config ${example})`
   );
 }
@@ -59,11 +68,12 @@ const REFERENCE = /\$\{(env|file):([^}]*)\}/g;
 export function resolveReferences(
   value: unknown,
   options: LoadOptions = {},
-): { value: unknown; problems: string[]; failedPaths: Set<string> } {
+): { value: unknown; problems: string[]; failedPaths: Set<string>; referencePaths: PathPart[][] } {
   const env = options.env ?? process.env;
   const readFile = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const problems: string[] = [];
   const failedPaths = new Set<string>();
+  const referencePaths: PathPart[][] = [];
   const problem = (path: PathPart[], text: string) => {
     failedPaths.add(formatPath(path));
     problems.push(`${formatPath(path)}: ${text}`);
@@ -72,6 +82,7 @@ export function resolveReferences(
   let keyLoaded = false;
 
   const resolveString = (s: string, path: PathPart[]): string => {
+    if (s.search(REFERENCE) !== -1) referencePaths.push(path);
     let out = s.replace(REFERENCE, (_m, kind: string, ref: string) => {
       if (kind === 'env') {
         const v = env[ref];
@@ -111,7 +122,38 @@ export function resolveReferences(
     }
     return v;
   };
-  return { value: walk(value, []), problems, failedPaths };
+  return { value: walk(value, []), problems, failedPaths, referencePaths };
+}
+
+const NUMBER = /^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$/;
+const BOOLEANS: Readonly<Record<string, boolean>> = { true: true, false: false, yes: true, no: false, on: true, off: false, '1': true, '0': false };
+
+/**
+ * The strings at `paths` turned into the number or boolean the schema expects there (a
+ * reference or an environment variable always yields a string). A field that takes a string
+ * keeps it; a string that is not a number or boolean is left for the schema to refuse.
+ */
+export function coerceAt(value: unknown, paths: readonly PathPart[][], root: () => JsonSchemaNode): unknown {
+  let out = value;
+  for (const path of paths) {
+    const current = path.reduce<unknown>((v, k) => (v === null || typeof v !== 'object' ? undefined : (v as Record<PathPart, unknown>)[k]), out);
+    if (typeof current !== 'string') continue;
+    const types = typesOf(nodesAt(root(), path));
+    if (types.has('string')) continue;
+    let coerced: unknown = current;
+    if (types.has('number') && NUMBER.test(current)) coerced = Number(current);
+    else if (types.has('boolean') && BOOLEANS[current.trim().toLowerCase()] !== undefined) coerced = BOOLEANS[current.trim().toLowerCase()];
+    if (coerced !== current) out = replaceAt(out, path, coerced);
+  }
+  return out;
+}
+
+function replaceAt(tree: unknown, path: readonly PathPart[], value: unknown): unknown {
+  if (path.length === 0) return value;
+  const [head, ...rest] = path as [PathPart, ...PathPart[]];
+  const copy = (Array.isArray(tree) ? [...tree] : { ...(tree as object) }) as Record<PathPart, unknown>;
+  copy[head] = replaceAt(copy[head], rest, value);
+  return copy;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -122,9 +164,21 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** Validates an already-parsed JSON value (references resolved here too). */
-export function parseConfig(raw: unknown, options: LoadOptions = {}): Config {
-  const { value, problems, failedPaths } = resolveReferences(raw, options);
+/**
+ * Validates an already-parsed JSON value (references resolved and coerced here too).
+ * `fromEnvironment`: what applyEnvironment set (strings to coerce) and the problems it found.
+ */
+export function parseConfig(
+  raw: unknown,
+  options: LoadOptions = {},
+  fromEnvironment: { readonly coercePaths: readonly PathPart[][]; readonly problems: readonly string[] } = { coercePaths: [], problems: [] },
+): Config {
+  const resolved = resolveReferences(raw, options);
+  const { problems, failedPaths } = resolved;
+  problems.unshift(...fromEnvironment.problems);
+  let schema: JsonSchemaNode | undefined;
+  const root = () => (schema ??= configJsonSchema());
+  const value = coerceAt(resolved.value, [...resolved.referencePaths, ...fromEnvironment.coercePaths], root);
   const result = configSchema.safeParse(value);
   if (!result.success) {
     for (const issue of result.error.issues) {
@@ -140,21 +194,30 @@ export function parseConfig(raw: unknown, options: LoadOptions = {}): Config {
   return deepFreeze(result.data);
 }
 
-/** Reads and validates the config file at `path`. Throws ConfigError listing every problem. */
+/**
+ * Reads the config file at `path`, applies the SMTP_SIDECAR_* variables of `options.env` over
+ * it and validates the result. Throws ConfigError listing every problem.
+ */
 export function loadConfig(path: string, options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
   const readFile = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-  let text: string;
+  const root = configJsonSchema();
+  let text: string | undefined;
   try {
     text = readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError([code === 'ENOENT' ? missingFileHint(path) : `${path}: cannot read config file (${code ?? 'error'})`]);
+    const envOnly = code === 'ENOENT' && path === DEFAULT_CONFIG_PATH && Object.keys(env).some((name) => isConfigVariable(name, root));
+    if (!envOnly) throw new ConfigError([code === 'ENOENT' ? missingFileHint(path) : `${path}: cannot read config file (${code ?? 'error'})`]);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError([`${path}: not valid JSON (${(err as Error).message})`]);
+  let raw: unknown = {};
+  if (text !== undefined) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([`${path}: not valid JSON (${(err as Error).message})`]);
+    }
   }
-  return parseConfig(raw, options);
+  const overlay = applyEnvironment(raw, env, root);
+  return parseConfig(overlay.value, options, overlay);
 }

@@ -2,18 +2,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, PACKAGE_DIR, parseConfig } from '../../../src/config/load.js';
+import { loadConfig, PACKAGE_DIR, parseConfig } from '../../../src/config/load.js';
+import { problemsOf } from '../../helpers/config-problems.js';
 import { encryptSecret, keyFromEnvironment } from '../../../src/config/secrets.js';
 
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe(parseConfig.name, () => {
   it('fills the built-in defaults of DESIGN.md section 4', () => {

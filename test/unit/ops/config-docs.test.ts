@@ -43,13 +43,21 @@ describe('generated config reference', () => {
     expect(docs).toContain('| `routes[].recipients` |');
   });
 
+  it('names the environment variable of every key', () => {
+    const docs = renderConfigDocs();
+    expect(docs).toContain('\n## Environment variables\n');
+    expect(docs).toMatch(/\| `listen\.port` \|.*\| `SMTP_SIDECAR_LISTEN__PORT` \|$/m);
+    expect(docs).toMatch(/\| `listen\.maxMessageSizeMB` \|.*\| `SMTP_SIDECAR_LISTEN__MAX_MESSAGE_SIZE_MB` \|$/m);
+    expect(docs).toMatch(/\| `upstreams\[\]\.auth\.clientSecret` \|.*\| `SMTP_SIDECAR_UPSTREAMS__<n>__AUTH__CLIENT_SECRET` \|$/m);
+  });
+
   it('every key in the docs has a description', () => {
     const rows = renderConfigDocs()
       .split('\n')
       .filter((l) => l.startsWith('| `'))
       .map((l) => l.replace(/\\\|/g, '¦').slice(2, -2).split(' | '));
     expect(rows.length).toBeGreaterThan(60);
-    for (const row of rows) expect(row).toHaveLength(4);
+    for (const row of rows) expect(row).toHaveLength(5);
     // the array rows themselves ("upstreams", "routes") are described by their section introduction
     const undocumented = rows.filter(([key, , , description]) => description?.trim() === '' && key !== '`upstreams`' && key !== '`routes`').map(([key]) => key);
     expect(undocumented).toEqual([]);
