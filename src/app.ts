@@ -41,6 +41,8 @@ export { OUTBOX };
 
 /** Keys the running listener or spool cannot change: they take effect at the next start. */
 const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level', 'log.format'];
+/** Queued entries read per /metrics scrape for the oldest-message age (the depth comes from the listing). */
+const QUEUE_GAUGE_SAMPLE = 20;
 /** How often the relay deletes failed mail older than delivery.failedRetentionDays. */
 const FAILED_RETENTION_CHECK_MS = 3_600_000;
 
@@ -130,7 +132,11 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   };
 
   const metrics = createMetrics({
-    queue: async () => summarizeQueue((await spool.list()).map((e) => e.meta.receivedAt), clock.now()),
+    // a directory listing and the oldest few entries per scrape, not every spool file
+    queue: async () => {
+      const head = await spoolAdmin.queueHead(QUEUE_GAUGE_SAMPLE);
+      return { ...summarizeQueue(head.receivedAt, clock.now()), depth: head.depth };
+    },
     upstreams: () => health.snapshot(upstreamOrder()),
     tokens: () => tokens.snapshot(),
     failed: () => spool.failedQids().then((qids) => qids.length),

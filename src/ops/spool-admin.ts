@@ -169,6 +169,22 @@ export class SpoolAdmin {
     return { queued: { total: queuedQids.length, messages: queued }, failed: { total: failedQids.length, messages: failed } };
   }
 
+  /**
+   * For the queue gauges on every scrape: the depth from the directory listing, and the receipt
+   * times of the first `sample` entries only. Qids sort by creation time, so these are the oldest
+   * messages; a requeued message keeps its qid but restarts its receivedAt, so the oldest age can
+   * read low only while more than `sample` requeued messages head the queue.
+   */
+  async queueHead(sample: number): Promise<{ readonly depth: number; readonly receivedAt: readonly string[] }> {
+    const qids = await this.deps.spool.queuedQids();
+    const receivedAt: string[] = [];
+    for (const qid of qids.slice(0, sample)) {
+      const entry = await this.deps.spool.read(qid).catch(() => undefined);
+      if (entry !== undefined) receivedAt.push(entry.meta.receivedAt);
+    }
+    return { depth: qids.length, receivedAt };
+  }
+
   /** How many messages sit in failed/ (a directory listing: cheap enough for every scrape). */
   async failedCount(): Promise<number> {
     return (await this.deps.spool.failedQids()).length;

@@ -40,7 +40,7 @@ function meta(qid: string, receivedAtMs: number): SpoolMeta {
 }
 
 describe('delivery.failedRetentionDays', () => {
-  it('the relay deletes failed mail older than the retention at start (audited as by: relay) and /metrics counts the rest', async () => {
+  it('the relay deletes failed mail older than the retention at start (audited as by: relay) and /metrics counts the rest, and the queue', async () => {
     dir = await mkdtemp(join(tmpdir(), 'smtp-sidecar-retention-'));
     const spool = new FsSpool({ dir: join(dir, 'spool'), fsync: false, clock: systemClock });
     await spool.recover();
@@ -52,6 +52,8 @@ describe('delivery.failedRetentionDays', () => {
       await spool.store({ header: Buffer.from('Subject: x\r\n\r\n'), body: { kind: 'memory', chunks: [Buffer.from('x\r\n')], length: 3 }, meta: meta(qid, now - ageDays * DAY) });
       await spool.fail(qid, { reason: 'rejected by the upstream', recipients: [{ address: 'a@dest.test', response: '550 5.1.1 unknown user' }], failedAt: new Date(now - ageDays * DAY).toISOString() });
     }
+    // and one queued message, received 3 hours ago, not due for another hour
+    await spool.store({ header: Buffer.from('Subject: x\r\n\r\n'), body: { kind: 'memory', chunks: [], length: 0 }, meta: { ...meta('QUEUED000001', now - 3 * 3_600_000), recipients: [{ address: 'a@dest.test', status: 'pending' }], nextAttemptAt: new Date(now + 3_600_000).toISOString() } });
     const logs = captureLogs();
     app = createApp(testConfig(dir, { delivery: { failedRetentionDays: 30 }, http: { enabled: true, host: '127.0.0.1', port: 0 } }), { logger: createLogger({ level: 'info', destination: logs }) });
     const { httpPort } = await app.start();
@@ -61,6 +63,11 @@ describe('delivery.failedRetentionDays', () => {
     expect((await readdir(join(dir, 'spool', 'failed'))).sort()).toEqual(['NEWFAILED001.eml', 'NEWFAILED001.json', 'NEWFAILED001.reason.json']);
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
     expect(metrics.split('\n')).toContain('smtp_sidecar_failed_messages 1');
+    // the queue gauges come from the listing and the oldest entries, not from reading every file
+    expect(metrics.split('\n')).toContain('smtp_sidecar_queue_depth 1');
+    const oldest = Number(/^smtp_sidecar_queue_oldest_message_age_seconds (\S+)$/m.exec(metrics)?.[1]);
+    expect(oldest).toBeGreaterThanOrEqual(3 * 3600);
+    expect(oldest).toBeLessThan(3 * 3600 + 600);
   });
 
   it('0 keeps failed mail however old', async () => {
