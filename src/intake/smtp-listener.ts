@@ -11,7 +11,8 @@
  * Assumes: enhanced status codes are written into reply texts by us (smtp-server's own
  * automatic codes stay off so our texts are not double-prefixed; its built-in syntax errors,
  * such as "501 Error: Bad recipient address syntax", therefore carry none).
- * Overrides one smtp-server internal: the 100 ms greeting delay (see PromptGreetingServer).
+ * Overrides two smtp-server internals: the 100 ms greeting delay (see PromptGreetingServer) and
+ * the MAIL/RCPT argument split for a quoted local part with spaces (QuotedLocalPartConnection).
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
