@@ -173,6 +173,30 @@ describe('intake-level fuzzing (real sockets)', () => {
     );
   });
 
+  it('long lines: folded at whitespace so no line upstream exceeds 998, or refused with 550 5.6.0 when a run cannot be folded', async () => {
+    const token = fc.oneof(fc.stringMatching(/^[a-z<>\/=".]{1,12}$/), fc.nat(1400).map((n) => 't'.repeat(n + 1)));
+    const longLine = fc.array(token, { minLength: 1, maxLength: 300 }).map((tokens) => tokens.join(' '));
+    await fc.assert(
+      fc.asyncProperty(fc.array(longLine, { minLength: 1, maxLength: 4 }), async (lines) => {
+        const body = lines.map((l) => `${l}\r\n`).join('');
+        const message = Buffer.from(`From: app@legacy.test\r\nSubject: long\r\n\r\n${body}`);
+        const before = h.upstream.messages.length;
+        const reply = await sendMessage(h.relay.port, message);
+        const unfoldable = lines.some((l) => l.split(' ').some((t, i) => (i === 0 ? t.length : t.length + 1) > 998));
+        if (unfoldable) {
+          expect(reply).toMatch(/^550 5\.6\.0 Message has a line of \d+ characters with no space to fold it at/);
+          expect(h.upstream.messages).toHaveLength(before);
+          return;
+        }
+        expect(reply).toMatch(/^250 /);
+        const got = h.upstream.messages[before]!.raw;
+        expect(Math.max(...got.toString('latin1').split('\r\n').map((l) => l.length))).toBeLessThanOrEqual(998);
+        expect(bodyOf(got)!.toString('latin1').replace(/\r\n(?= )/g, '')).toBe(body);
+      }),
+      { seed: SEED, numRuns: 20 * SCALE },
+    );
+  });
+
   it('random command sequences with smuggling tails never deliver a smuggled message', async () => {
     const step = fc.oneof(
       fc.constantFrom('MAIL FROM:<app@legacy.test>\r\n', 'RCPT TO:<alice@dest.test>\r\n', 'RSET\r\n', 'NOOP\r\n', 'HELO x\r\n', 'BDAT 10\r\n', 'VRFY a\r\n', '\r\n', 'MAIL FROM:<x\0y@z.test>\r\n'),
