@@ -16,7 +16,23 @@ export class MemorySpool implements Spool {
   readonly failed = new Map<string, { meta: SpoolMeta; bytes: Buffer; reason: FailureReason }>();
   readonly calls: string[] = [];
   private readonly failing = new Set<Op>();
+  private readonly waiters: (() => void)[] = [];
   private counter = 0;
+
+  /** Resolves once `condition` holds, re-checked after every operation (no polling, no sleep). */
+  waitFor(condition: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (condition()) resolve();
+        else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  private changed(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
 
   failNext(op: Op): void {
     this.failing.add(op);
@@ -24,7 +40,10 @@ export class MemorySpool implements Spool {
 
   private check(op: Op, qid: string): void {
     this.calls.push(`${op} ${qid}`);
-    if (this.failing.delete(op)) throw new RelayError('E_SPOOL_WRITE', { logMessage: `memory spool: ${op} failed (test)` });
+    queueMicrotask(() => this.changed());
+    if (this.failing.delete(op)) {
+      throw new RelayError('E_SPOOL_WRITE', { logMessage: `memory spool: ${op} failed (test)` });
+    }
   }
 
   async recover(): Promise<RecoveryReport> {
@@ -44,6 +63,7 @@ export class MemorySpool implements Spool {
     this.check('store', input.meta.qid);
     if (input.body.kind !== 'memory') throw new Error('MemorySpool stores in-memory bodies only');
     this.queue.set(input.meta.qid, { meta: input.meta, bytes: Buffer.concat([input.header, ...input.body.chunks]) });
+    this.changed();
     return this.entry(input.meta);
   }
 
@@ -62,11 +82,13 @@ export class MemorySpool implements Spool {
     const found = this.queue.get(meta.qid);
     if (found === undefined) throw new Error(`memory spool: no entry ${meta.qid}`);
     this.queue.set(meta.qid, { ...found, meta });
+    this.changed();
   }
 
   async remove(qid: string): Promise<void> {
     this.check('remove', qid);
     this.queue.delete(qid);
+    this.changed();
   }
 
   async fail(qid: string, reason: FailureReason): Promise<void> {
@@ -75,6 +97,7 @@ export class MemorySpool implements Spool {
     if (found === undefined) throw new Error(`memory spool: no entry ${qid}`);
     this.queue.delete(qid);
     this.failed.set(qid, { ...found, reason });
+    this.changed();
   }
 
   async queuedQids(): Promise<string[]> {
