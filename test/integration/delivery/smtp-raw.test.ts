@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRawSmtpPool, type RawEnvelope, type RawSmtpPool, type RawSmtpPoolOptions } from '../../../src/delivery/smtp-raw.js';
+import { startLocalConnectProxy } from '../../helpers/connect-proxy.js';
 import { startFakeExchange } from '../../helpers/fake-exchange.js';
 import { sha256, startFakeUpstream } from '../../helpers/fake-upstream.js';
 import { TLS_PEM } from '../../helpers/tls.js';
@@ -197,5 +198,18 @@ describe('raw SMTP sender', () => {
     expect(exchange.authAttempts.map((a) => a.secure)).toEqual([true, true]);
     expect(exchange.messages).toHaveLength(1);
     expect(exchange.messages[0]!.raw.equals(MESSAGE)).toBe(true);
+  });
+
+  it('goes through the HTTP CONNECT proxy (upstream.proxy) and delivers byte for byte', async () => {
+    const server = await startFakeUpstream({ tls: 'none' });
+    cleanups.push(() => server.close());
+    const proxy = await startLocalConnectProxy();
+    cleanups.push(() => proxy.close());
+    const p = pool(server.port, { proxy: proxy.url });
+    await p.send(envelope(), MESSAGE);
+    await p.send(envelope(), MESSAGE);
+    const received = await server.waitForMessages(2);
+    expect(received.map((m) => m.sha256)).toEqual([sha256(MESSAGE), sha256(MESSAGE)]);
+    expect(proxy.connects).toEqual([`127.0.0.1:${server.port}`]); // one tunnel, kept for both messages
   });
 });
