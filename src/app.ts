@@ -30,6 +30,7 @@ import { createReadinessCheck } from './ops/readiness.js';
 import { RecentDeliveries } from './ops/recent.js';
 import { SpoolAdmin } from './ops/spool-admin.js';
 import { buildOverview, pageAssets } from './ops/status-page.js';
+import { createFailureNotifier } from './notify/notifier.js';
 import { OutcomeRecorder } from './outcome/record.js';
 import { RateLimiter } from './routing/rate-limit.js';
 import { UpstreamHealth } from './routing/upstream-health.js';
@@ -155,8 +156,10 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     metrics,
     onTry: (meta, t) =>
       recent.add({ at: new Date(clock.now()).toISOString(), qid: meta.qid, recipients: t.recipients, relay: t.relay, outcome: t.outcome, dsn: t.dsn, response: t.response, sender: meta.envelope.mailFrom, originalSender: meta.originalMailFrom }),
+    // notices are spooled and dispatched like any message (the dispatcher exists by the time one is sent)
+    notifier: createFailureNotifier({ config, spool, clock, logger, submit: (entry, raw): Promise<unknown> => dispatcher.submit(entry, raw, { waitMs: 0, neverQueue: false }) }),
   });
-  const dispatcher = new Dispatcher({ config, spool, upstreams: () => upstreams, health, rate, recorder, clock, logger });
+  const dispatcher: Dispatcher = new Dispatcher({ config, spool, upstreams: () => upstreams, health, rate, recorder, clock, logger });
   const receiver = createReceiver({
     config,
     spool,

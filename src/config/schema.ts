@@ -140,6 +140,16 @@ const retrySchema = z.strictObject({
   maxLifetimeHours: z.number().positive().default(48).describe('After this long in the queue a message moves to failed/.'),
 });
 
+const notifySchema = z.strictObject({
+  to: z
+    .array(address())
+    .default([])
+    .describe('Admin addresses that get a failure notice (RFC 3464 delivery status notification, from the null sender <>) when a message moves to failed/: refused for good, also after the client had its 250, or expired. Empty: no admin notices.'),
+  sender: z.boolean().default(false).describe('Also send the notice to the original envelope sender (off by default: legacy senders are rarely read).'),
+  from: address().optional().describe('From header of the notices; default message.globalFrom, else postmaster@<listen.hostname>.'),
+  maxPerHour: z.number().int().min(1).default(10).describe('Most notices one address gets in an hour; more are not sent (logged as notice.rate-limited).'),
+});
+
 const deliverySchema = z.strictObject({
   spoolDir: line().default('./spool').describe('Durable queue directory (tmp/, queue/, failed/).'),
   outboxDir: line().default('./outbox').describe('Where messages go as .eml files when no upstream is configured.'),
@@ -151,6 +161,7 @@ const deliverySchema = z.strictObject({
   fsync: z.boolean().default(true).describe('fsync spool files and directories before replying 250. Turn off only for tests on throwaway disks.'),
   concurrency: z.number().int().min(1).default(20).describe('Most messages in delivery at once across all upstreams.'),
   upstreamDownSeconds: z.number().min(0).default(60).describe('How long an upstream that failed is skipped before it is probed again.'),
+  notify: notifySchema.prefault({}).describe('Failure notices: who is told when mail finally fails.'),
   retry: retrySchema.prefault({}).describe('Retry backoff and the lifetime of a queued message.'),
   failedRetentionDays: z
     .number()

@@ -14,6 +14,14 @@ export interface FailureReason {
   readonly failedAt: string;
 }
 
+/**
+ * Told when a message has moved to failed/ (src/notify/ sends the failure notices). A problem
+ * here must never touch the failed message: the recorder logs it and goes on.
+ */
+export interface FailureNotifier {
+  failed(meta: SpoolMeta, failure: FailureReason): Promise<void>;
+}
+
 /** A message in failed/: its metadata, why it failed (when the reason file is readable) and its bytes. */
 export interface FailedEntry {
   readonly meta: SpoolMeta;
@@ -153,8 +161,13 @@ export type FirstAttemptOutcome =
   | { readonly kind: 'delivered'; readonly relay: string; readonly response: string }
   /** every recipient refused for good: the message has left the spool, the client owns it again */
   | { readonly kind: 'rejected'; readonly smtpCode: number; readonly response: string }
-  /** still in the spool (deferred, partly delivered, or the wait ran out): it will be retried */
+  /** still in the spool (deferred, or the wait ran out): it will be retried */
   | { readonly kind: 'queued' }
+  /**
+   * some recipients accepted upstream, others refused for good (the message is in failed/ for
+   * them, and a failure notice goes out) and/or still queued: the counts are for the client's 250
+   */
+  | { readonly kind: 'partial'; readonly delivered: number; readonly refused: number; readonly queued: number; readonly refusal: string | undefined }
   /** waitSeconds -1 and not delivered: removed from the spool, the client must retry */
   | { readonly kind: 'abandoned'; readonly response: string };
 

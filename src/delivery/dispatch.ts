@@ -229,6 +229,13 @@ function toFirstOutcome(c: ConclusionWithResults): FirstAttemptOutcome {
   if (c.kind === 'deferred' && c.abandoned) {
     return { kind: 'abandoned', response: values.find((v) => v.outcome === 'deferred')?.response ?? 'not delivered' };
   }
+  // some recipients have it and others not: the client's 250 says how many of each
+  const count = (outcome: RecipientResult['outcome']) => values.filter((v) => v.outcome === outcome).length;
+  const delivered = count('sent');
+  if (delivered > 0 && delivered < values.length) {
+    const refusal = values.find((v) => v.outcome === 'bounced')?.response;
+    return { kind: 'partial', delivered, refused: count('bounced'), queued: count('deferred'), refusal };
+  }
   return { kind: 'queued' };
 }
 

@@ -230,6 +230,12 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
           return `2.0.0 Ok: delivered as ${qid} (${first.response})`;
         case 'queued':
           return `2.0.0 Ok: queued as ${qid}`;
+        case 'partial': {
+          // a 250 (the message is the relay's now), but truthful: how many of each, and why the refused were refused
+          const total = first.delivered + first.refused + first.queued;
+          const refusal = first.refusal === undefined ? '' : ` (refused: ${first.refusal.replace(/[\r\n]+/g, ' ').slice(0, 200)})`;
+          return `2.0.0 Ok: partly delivered as ${qid}: ${first.delivered} of ${total} recipients delivered, ${first.refused} refused, ${first.queued} queued${refusal}`;
+        }
         case 'rejected':
           throw rejected('upstream-rejected', upstreamReply(first.smtpCode, first.response));
         case 'abandoned':

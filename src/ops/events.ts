@@ -100,6 +100,11 @@ export const EVENTS = {
   abandoned: { level: 'warn', fields: ['recipients', 'lastError'], when: 'waitSeconds -1 and not delivered: the client got 451, the message left the spool' },
   deferred: { level: 'info', fields: ['pending', 'attempts', 'nextAttemptAt', 'lastError'], when: 'a message stays queued for a later attempt' },
   failed: { level: 'error', fields: ['from', 'originalSender', 'originalFrom', 'reason', 'recipients'], when: 'a message moved to failed/ (refused for good, or expired)' },
+  // --- failure notices (notify/)
+  'notice.queued': { level: 'info', fields: ['notice', 'to', 'audience', 'recipients'], when: 'a failure notice (RFC 3464) about this message was spooled for the admins or the sender' },
+  'notice.skipped': { level: 'info', fields: ['reason'], when: 'no notice about this failed message: it has the null sender (a notice itself, or a bounce)' },
+  'notice.rate-limited': { level: 'warn', fields: ['to', 'maxPerHour'], when: 'an address already had delivery.notify.maxPerHour notices this hour: this one is not sent' },
+  'notice.failed': { level: 'error', fields: ['err'], when: 'the failure notice could not be built or spooled (the failed message stays in failed/)' },
 
   // --- the spool's own decisions (spool/)
   'spool.spill-length-mismatch': { level: 'warn', fields: ['qid', 'copiedBytes', 'expectedBytes'], when: 'a spilled body was not as long as expected' },

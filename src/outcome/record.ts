@@ -5,12 +5,13 @@
  * know: qid, from, to, relay, attempt, delayMs, dsn, status, response); feed upstream health
  * (only a sent recipient marks an upstream healthy) and metrics, all in the Outcome words;
  * after an attempt, mark the spool: remove when done, move to failed/ with the reason when
- * undeliverable or expired, otherwise record attempts/nextAttemptAt/lastError for the retry.
+ * undeliverable or expired (and tell the notifier, which sends the failure notices), otherwise
+ * record attempts/nextAttemptAt/lastError for the retry.
  * Never: drops a message silently; logs message content.
  * Assumes: the caller (the dispatcher) holds the message exclusively while it records.
  */
 import type { Clock } from '../core/clock.js';
-import type { FailureReason, Logger, Spool } from '../core/ports.js';
+import type { FailureNotifier, FailureReason, Logger, Spool } from '../core/ports.js';
 import type { Attempt, Outcome, RecipientResult, RecipientState, SpoolMeta, Try } from '../core/types.js';
 
 export type AttemptConclusion =
@@ -36,6 +37,8 @@ export interface RecordDeps {
   readonly metrics?: { outcome(outcome: Outcome, relay: string, recipients: number, latencySeconds: number): void };
   /** every upstream try (the status page's recent deliveries) */
   readonly onTry?: (meta: SpoolMeta, attempt: Try) => void;
+  /** told after a message moved to failed/ (failure notices); its problems are logged, never thrown */
+  readonly notifier?: FailureNotifier;
 }
 
 export class OutcomeRecorder {
@@ -156,7 +159,9 @@ export class OutcomeRecorder {
     };
     await this.deps.spool.update({ ...meta, recipients });
     await this.deps.spool.fail(meta.qid, failure);
-    this.deps.logger.child({ qid: meta.qid }).error({ ...senders(meta), reason, recipients: failure.recipients }, 'failed');
+    const log = this.deps.logger.child({ qid: meta.qid });
+    log.error({ ...senders(meta), reason, recipients: failure.recipients }, 'failed');
+    await this.deps.notifier?.failed({ ...meta, recipients }, failure).catch((err: unknown) => log.error({ err }, 'notice.failed'));
   }
 }
 

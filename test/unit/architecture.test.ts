@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = join(process.cwd(), 'src');
-const STAGES = ['intake', 'message', 'policies', 'spool', 'routing', 'delivery', 'outcome'];
+const STAGES = ['intake', 'message', 'policies', 'spool', 'routing', 'delivery', 'outcome', 'notify'];
 const CONDUCTORS = new Set(['intake/receive.ts', 'delivery/dispatch.ts', 'delivery/attempt.ts']);
 
 function files(dir: string): string[] {
