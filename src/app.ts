@@ -14,6 +14,7 @@ import { type Clock, systemClock } from './core/clock.js';
 import { RETIRE_OLD_UPSTREAMS_MS } from './core/delays.js';
 import type { Logger, Spool, UpstreamSet } from './core/ports.js';
 import type { Config } from './config/schema.js';
+import { cleartextAdvice } from './config/cleartext.js';
 import { changedKeys, changedUpstreams } from './config/diff.js';
 import { TokenCache } from './delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from './delivery/credentials/token-status.js';
@@ -239,6 +240,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         logger.info({ upstreams: cfg.upstreams.map((u) => (u.protocol === 'graph' ? { name: u.name, protocol: u.protocol, endpoint: u.graph.endpoint, mailbox: u.auth.user, auth: u.auth.type } : { name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
       }
       warnInsecure(cfg.upstreams);
+      for (const a of cleartextAdvice(cfg)) if (a.level === 'warning') logger.warn({ upstream: a.upstream, key: a.path }, a.message);
       for (const warning of listenExposureWarnings(cfg.listen.host, cfg.listen.allowedClients)) {
         logger.warn({ host: cfg.listen.host, kind: warning.kind, detail: warning.message }, 'listen.exposed');
       }

@@ -199,6 +199,10 @@ const authBasic = z.strictObject({
     .min(1)
     .optional()
     .describe('SASL PLAIN authorization identity: log in as user but act as this identity (RFC 4616; PeopleSoft SASL authorization id). Only with type "plain".'),
+  allowPlaintext: z
+    .boolean()
+    .default(false)
+    .describe('Send the password where no TLS protects it. Off (default): security "starttls" requires STARTTLS (as "starttls-required") and "none" is a config error. On: allowed, with a warning at start-up and in validate.'),
 }).superRefine((v, ctx) => {
   if (v.authzid !== undefined && v.type !== 'plain') ctx.addIssue({ code: 'custom', message: 'authzid is sent with SASL PLAIN only: set type "plain"', path: ['authzid'] });
 });
@@ -257,7 +261,7 @@ const smtpUpstreamSchema = z.strictObject({
   host: line().min(1).describe('Upstream SMTP server host name or address.'),
   port: port().default(587).describe('Upstream SMTP port (587 submission with STARTTLS, 465 implicit TLS, 25 relay).'),
   hostname: line().optional().describe('EHLO name (FQDN) sent to this upstream; defaults to listen.hostname.'),
-  security: z.enum(['none', 'starttls', 'starttls-required', 'tls']).default('starttls-required').describe('none | starttls (use STARTTLS when offered) | starttls-required | tls (implicit TLS, port 465).'),
+  security: z.enum(['none', 'starttls', 'starttls-required', 'tls']).default('starttls-required').describe('none | starttls (use STARTTLS when offered; required with any password or token unless auth.allowPlaintext) | starttls-required | tls (implicit TLS, port 465).'),
   tls: tlsSchema.prefault({}).describe('TLS settings for this upstream.'),
   timeouts: timeoutsSchema.prefault({}).describe('Timeouts for this upstream.'),
   auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }).describe('How the relay authenticates to this upstream; one of the variants below, chosen by auth.type.'),
@@ -355,6 +359,13 @@ export const configSchema = z
       }
       if (names.has(u.name)) ctx.addIssue({ code: 'custom', message: `duplicate upstream name "${u.name}"`, path: ['upstreams', i, 'name'] });
       names.add(u.name);
+      if (u.protocol === 'smtp' && (u.auth.type === 'login' || u.auth.type === 'plain') && u.security === 'none' && !u.auth.allowPlaintext) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `security "none" would send the ${u.auth.type} password in clear: use "starttls-required" or "tls" (or set auth.allowPlaintext: true to accept that)`,
+          path: ['upstreams', i, 'security'],
+        });
+      }
       if (u.protocol === 'smtp' && u.auth.type === 'oauth2' && u.security === 'none') {
         ctx.addIssue({ code: 'custom', message: 'oauth2 needs TLS: use security "starttls-required" or "tls"', path: ['upstreams', i, 'security'] });
       }

@@ -71,6 +71,11 @@ export function tlsHint(upstream: UpstreamConfig, err: SmtpErrorShape | undefine
 
 /** Where the server offers no STARTTLS: what security fits (implicit TLS only on port 465). */
 export function noStarttlsHint(upstream: UpstreamConfig): string {
+  if ((upstream.auth.type === 'login' || upstream.auth.type === 'plain') && upstream.port !== 465) {
+    // a password is only sent over TLS (connection-options.ts): "none"/"starttls" alone do not help
+    const why = upstream.security === 'starttls' ? ' (security "starttls" with login/plain works as "starttls-required")' : '';
+    return `the server does not offer STARTTLS on port ${upstream.port}, and the password is only sent over TLS${why}; nothing was sent. For a plaintext server you trust, set security "starttls" and auth.allowPlaintext: true (the password then goes in clear); security "tls" is implicit TLS, for port 465 only`;
+  }
   if (upstream.port === 465) return 'the server does not offer STARTTLS: port 465 speaks TLS at once, set security "tls"';
   return `the server does not offer STARTTLS on port ${upstream.port}: if this plaintext server is one you trust (a relay inside your network), set security "none" or "starttls" (STARTTLS only when offered); security "tls" is implicit TLS, for port 465 only`;
 }

@@ -27,9 +27,17 @@ export interface SmtpConnectionOptions {
   };
 }
 
-/** `security` → nodemailer's TLS switches. oauth2 always requires TLS: a bearer token never goes over plaintext. */
+/** Whether STARTTLS is required in effect: a secret (token or password) never goes over plaintext unless auth.allowPlaintext says so. */
+export function starttlsRequired(upstream: UpstreamConfig): boolean {
+  if (upstream.security === 'starttls-required') return true;
+  if (upstream.security !== 'starttls') return false;
+  const auth = upstream.auth;
+  return auth.type === 'oauth2' || ((auth.type === 'login' || auth.type === 'plain') && !auth.allowPlaintext);
+}
+
+/** `security` → nodemailer's TLS switches (see starttlsRequired). */
 function tlsMode(upstream: UpstreamConfig): Pick<SmtpConnectionOptions, 'secure' | 'requireTLS' | 'ignoreTLS'> {
-  const requireTls = upstream.security === 'starttls-required' || (upstream.auth.type === 'oauth2' && upstream.security !== 'tls');
+  const requireTls = starttlsRequired(upstream);
   switch (upstream.security) {
     case 'none':
       return { secure: false, ignoreTLS: true };

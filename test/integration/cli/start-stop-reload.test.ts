@@ -90,7 +90,7 @@ describe('smtp-sidecar start', () => {
     c.close();
 
     // a valid change is applied and audited; a secret appears as a changed key, never a value
-    const upstream = (pass: string) => [{ name: 'u', host: '127.0.0.1', port: 2, security: 'none', auth: { type: 'login', user: 'relay', pass } }];
+    const upstream = (pass: string) => [{ name: 'u', host: '127.0.0.1', port: 2, security: 'none', auth: { type: 'login', user: 'relay', pass, allowPlaintext: true } }];
     await writeFile(path, JSON.stringify(config({ message: { globalFrom: 'noreply@corp.test' }, upstreams: upstream('OldPa55-111') })));
     process.kill(child!.pid!, 'SIGHUP');
     await relay.waitFor('config.changed');
@@ -193,7 +193,7 @@ describe('smtp-sidecar encrypt and validate', () => {
     expect(enc.stdout).toMatch(/^enc:[A-Za-z0-9+/=]+\n$/);
     expect(enc.stdout).not.toContain('Pa55word');
     const path = join(dir, 'c.json');
-    await writeFile(path, JSON.stringify(config({ upstreams: [{ name: 'u', host: '127.0.0.1', port: 2, security: 'none', auth: { type: 'login', user: 'x', pass: enc.stdout.trim() } }] })));
+    await writeFile(path, JSON.stringify(config({ upstreams: [{ name: 'u', host: '127.0.0.1', port: 2, security: 'none', auth: { type: 'login', user: 'x', pass: enc.stdout.trim(), allowPlaintext: true } }] })));
     const ok = spawnSync(process.execPath, [MAIN, 'validate', '--config', path], { env, encoding: 'utf8' });
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain('valid');

@@ -71,7 +71,7 @@ describe('failover', () => {
     const secondary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(
       await relayWith([
-        upstream('primary', primary.port, { auth: { type: 'plain', user: 'relay', pass: password } }),
+        upstream('primary', primary.port, { auth: { type: 'plain', user: 'relay', pass: password, allowPlaintext: true } }),
         upstream('secondary', secondary.port),
       ]),
       (r) => r.stop(),
@@ -98,7 +98,7 @@ describe('failover', () => {
     const secondary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(
       await relayWith([
-        upstream('primary', noAuth.port, { auth: { type: 'login', user: 'relay', pass: 'whatever-pass' } }),
+        upstream('primary', noAuth.port, { auth: { type: 'login', user: 'relay', pass: 'whatever-pass', allowPlaintext: true } }),
         upstream('secondary', secondary.port),
       ]),
       (r) => r.stop(),

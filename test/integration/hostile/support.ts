@@ -46,7 +46,7 @@ export function plainUpstreamConfig(name: string, port: number, socketSeconds = 
     host: '127.0.0.1',
     port,
     security: 'none',
-    auth: { type: 'plain', user: UPSTREAM_USER, pass: UPSTREAM_PASS },
+    auth: { type: 'plain', user: UPSTREAM_USER, pass: UPSTREAM_PASS, allowPlaintext: true },
     timeouts: { connectSeconds: 2, greetingSeconds: 2, socketSeconds },
   };
 }

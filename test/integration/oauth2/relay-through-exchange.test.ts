@@ -117,7 +117,7 @@ describe('relay through Exchange Online with OAuth2 (offline fakes)', () => {
 
   it('Entra refuses the secret: the upstream counts as failing and the basic-auth secondary delivers', async () => {
     backup = await startFakeUpstream({ auth: { methods: ['PLAIN', 'LOGIN'], users: { relay: BASIC_PASS } } });
-    const r = await setUp([{ name: 'backup', host: '127.0.0.1', port: backup.port, security: 'none', auth: { type: 'plain', user: 'relay', pass: BASIC_PASS } }]);
+    const r = await setUp([{ name: 'backup', host: '127.0.0.1', port: backup.port, security: 'none', auth: { type: 'plain', user: 'relay', pass: BASIC_PASS, allowPlaintext: true } }]);
     endpoint!.setFailure({ status: 401, error: 'invalid_client', description: 'AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.', errorCodes: [7000215] });
     await sendMany(r.port, 1, 1);
     await backup.waitForMessages(1, 15_000);

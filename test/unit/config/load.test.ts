@@ -60,7 +60,7 @@ describe(parseConfig.name, () => {
 describe('references', () => {
   it('resolves ${env:NAME} and ${file:/path} in any string, dropping one trailing newline of a file', () => {
     const c = parseConfig(
-      { message: { globalFrom: '${env:FROM}' }, upstreams: [{ name: 'u', host: 'h', security: 'none', auth: { type: 'plain', user: 'relay', pass: '${file:/run/secrets/p}' } }] },
+      { message: { globalFrom: '${env:FROM}' }, upstreams: [{ name: 'u', host: 'h', security: 'none', auth: { type: 'plain', user: 'relay', pass: '${file:/run/secrets/p}', allowPlaintext: true } }] },
       { env: { FROM: 'noreply@corp.test' }, readFile: (p) => (p === '/run/secrets/p' ? 'pa55\n' : '') },
     );
     expect(c.message.globalFrom).toBe('noreply@corp.test');
@@ -70,7 +70,7 @@ describe('references', () => {
   it('reports a missing variable or file naming the key, never substituting an empty string', () => {
     const problems = problemsOf(() =>
       parseConfig(
-        { message: { globalFrom: '${env:NOPE}' }, upstreams: [{ name: 'u', host: 'h', security: 'none', auth: { type: 'plain', user: 'relay', pass: '${file:/missing}' } }] },
+        { message: { globalFrom: '${env:NOPE}' }, upstreams: [{ name: 'u', host: 'h', security: 'none', auth: { type: 'plain', user: 'relay', pass: '${file:/missing}', allowPlaintext: true } }] },
         {
           env: {},
           readFile: () => {
@@ -85,7 +85,7 @@ describe('references', () => {
   it('decrypts enc: values with SMTP_SIDECAR_KEY; a wrong key or a tampered value is an error naming the key', () => {
     const env = { SMTP_SIDECAR_KEY: 'correct horse battery staple' };
     const enc = encryptSecret('s3cret-pass', keyFromEnvironment(env)!);
-    const cfg = (pass: string) => ({ upstreams: [{ name: 'u', host: 'h', security: 'none', auth: { type: 'login', user: 'relay', pass } }] });
+    const cfg = (pass: string) => ({ upstreams: [{ name: 'u', host: 'h', security: 'none', auth: { type: 'login', user: 'relay', pass, allowPlaintext: true } }] });
     expect(parseConfig(cfg(enc), { env }).upstreams[0]!.auth).toMatchObject({ pass: 's3cret-pass' });
     const wrong = problemsOf(() => parseConfig(cfg(enc), { env: { SMTP_SIDECAR_KEY: 'another key entirely!!' } }));
     expect(wrong).toEqual(['upstreams[0].auth.pass: cannot decrypt: wrong SMTP_SIDECAR_KEY or a tampered value']);
