@@ -5,6 +5,7 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import { createApp, type App } from '../app.js';
 import type { Logger } from '../core/ports.js';
+import { configFileExposure } from '../config/file-exposure.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { routeProcessOutputToLogger } from '../ops/process-output.js';
@@ -48,6 +49,8 @@ export async function startCommand(options: { config: string; pretty: boolean; w
   const config = loadConfigOrReport(options.config, io);
   if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const logger = createLogger({ level: config.log.level, format: options.pretty ? 'line' : config.log.format });
+  const exposure = configFileExposure(options.config);
+  if (exposure !== undefined) logger.warn({ config: options.config }, exposure);
   // libraries' own console output and Node's warnings go through the logger, not onto stderr
   const restoreOutput = routeProcessOutputToLogger(logger);
   const app = createApp(config, { logger });

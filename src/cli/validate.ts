@@ -2,6 +2,7 @@
  * `smtp-sidecar validate [--config F] [--connect]`: check a config (and, with --connect, each upstream).
  * Exit codes: 0 valid (and every upstream passed), 1 an upstream check failed, 2 invalid config.
  */
+import { configFileExposure } from '../config/file-exposure.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { configWarnings } from './config-warnings.js';
 import { EXIT } from './exit-codes.js';
@@ -34,6 +35,8 @@ export async function validateCommand(
   const upstreams = config.upstreams.length === 0 ? 'none (delivering to the outbox directory)' : config.upstreams.map((u) => u.name).join(', ');
   io.stdout(`${options.config}: valid (listen ${config.listen.host}:${config.listen.port}; upstreams: ${upstreams})\n`);
   for (const line of configWarnings(config)) io.stdout(`${line}\n`);
+  const exposure = configFileExposure(options.config);
+  if (exposure !== undefined) io.stdout(`warning: ${exposure}\n`);
   if (!options.connect) return EXIT.OK;
   if (connectCheck === undefined) {
     io.stderr('validate --connect is not available in this build\n');

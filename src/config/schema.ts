@@ -16,6 +16,14 @@ const CRLF = /[\r\n]/;
 const line = () =>
   z.string().refine((v) => !CRLF.test(v), { message: 'must not contain CR or LF (it would end up in an SMTP command or header)' });
 
+/**
+ * A one-line secret (password, client secret). A ${file:} reference already drops one trailing
+ * newline (Docker secrets end with one); a value with more lines is the wrong file or a paste
+ * accident, and would be sent with its line breaks.
+ */
+const secretLine = () =>
+  z.string().refine((v) => !CRLF.test(v), { message: 'must be one line: a ${file:} secret may end with one newline (it is dropped), not hold several lines (is it the right file?)' });
+
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/;
 const address = () => line().regex(ADDRESS, { message: 'must be a plain email address like user@example.com' });
 /**
@@ -194,7 +202,7 @@ const authNone = z.strictObject({ type: z.literal('none').describe('Authenticati
 const authBasic = z.strictObject({
   type: z.enum(['login', 'plain']).describe('Authentication variant: SASL LOGIN or PLAIN with user and pass.'),
   user: line().min(1).describe('User name (login/plain) or the mailbox that sends (oauth2).'),
-  pass: z.string().min(1).describe('Secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...'),
+  pass: secretLine().min(1).describe('Secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...'),
   authzid: line()
     .min(1)
     .optional()
@@ -222,7 +230,7 @@ const oauth2Auth = (defaultScope: string, what: string, typeMessage?: string) =>
       user: address().describe('The mailbox that sends.'),
       tenantId: line().min(1).describe('Microsoft Entra tenant ID (GUID) or domain.'),
       clientId: line().min(1).describe('Application (client) ID of the app registration.'),
-      clientSecret: z.string().min(1).optional().describe('Client secret of the app registration (secret: use ${env:NAME}, ${file:/path} or enc:...). Set exactly one of clientSecret or clientCertificate.'),
+      clientSecret: secretLine().min(1).optional().describe('Client secret of the app registration (secret: use ${env:NAME}, ${file:/path} or enc:...). Set exactly one of clientSecret or clientCertificate.'),
       clientCertificate: clientCertificateSchema.optional().describe('Certificate credential of the app registration, instead of clientSecret.'),
       authority: z
         .url({ protocol: /^https$/, message: 'must be an https:// URL' })

@@ -3,7 +3,8 @@
  *
  * Does: write the final bytes durably (tmp file `.<qid>.eml.tmp` in the same directory,
  *   fsync, rename, fsync the directory) and report every recipient accepted.
- * Never: leave a partial `.eml` under its final name; use synchronous fs.
+ * Never: leave a partial `.eml` under its final name; use synchronous fs; make a directory
+ *   wider than 0750 or a file wider than 0640 (messages are private, whatever the umask).
  * Assumes: `dir` exists or can be created; qids are file-name safe (the spool makes them).
  */
 import * as fsPromises from 'node:fs/promises';
@@ -43,10 +44,10 @@ export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
   async function writeTmp(tmpPath: string, message: OutgoingMessage): Promise<void> {
     if (!Buffer.isBuffer(message.raw)) {
       await fs.copyFile(message.raw.path, tmpPath);
-      if (!opts.fsync) return;
       const copied = await fs.open(tmpPath, 'r+');
       try {
-        await copied.sync();
+        await copied.chmod(0o640); // a copy takes its source's mode: the outbox's is fixed
+        if (opts.fsync) await copied.sync();
       } finally {
         await copied.close();
       }
@@ -65,7 +66,7 @@ export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
     name: 'outbox',
     async send(message: OutgoingMessage): Promise<SendReport> {
       if (!SAFE_QID.test(message.qid) || message.qid.startsWith('.')) throw new Error(`outbox: unsafe qid ${JSON.stringify(message.qid)}`);
-      await fs.mkdir(opts.dir, { recursive: true });
+      await fs.mkdir(opts.dir, { recursive: true, mode: 0o750 }); // like the spool, whatever the umask
       const fileName = `${message.qid}.eml`;
       const tmpPath = join(opts.dir, `.${fileName}.tmp`);
       try {
@@ -81,7 +82,7 @@ export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
     async verify(onStep) {
       let step: VerifyStep;
       try {
-        await fs.mkdir(opts.dir, { recursive: true });
+        await fs.mkdir(opts.dir, { recursive: true, mode: 0o750 }); // like the spool, whatever the umask
         step = { step: 'outbox', status: 'ok', detail: `messages are written to ${opts.dir} as .eml files` };
       } catch (err) {
         step = { step: 'outbox', status: 'failed', detail: `cannot create ${opts.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };

@@ -67,6 +67,23 @@ describe('references', () => {
     expect(c.upstreams[0]!.auth).toMatchObject({ pass: 'pa55' });
   });
 
+  it('refuses a multi-line ${file:} value as a password or client secret (one trailing newline is fine)', () => {
+    const files: Record<string, string> = { '/run/secrets/ok': 'pa55\r\n', '/run/secrets/two': 'pa55\nsecond line\n', '/run/secrets/pem': '-----BEGIN X-----\nabc\n' };
+    const cfg = (pass: string, clientSecret: string) => ({
+      upstreams: [
+        { name: 'u', host: 'h', auth: { type: 'plain', user: 'relay', pass } },
+        { name: 'm', host: 'h2', auth: { type: 'oauth2', user: 'relay@corp.test', tenantId: 't', clientId: 'c', clientSecret } },
+      ],
+    });
+    const readFile = (p: string) => files[p]!;
+    expect(parseConfig(cfg('${file:/run/secrets/ok}', '${file:/run/secrets/ok}'), { readFile }).upstreams[0]!.auth).toMatchObject({ pass: 'pa55' });
+    const problems = problemsOf(() => parseConfig(cfg('${file:/run/secrets/two}', '${file:/run/secrets/pem}'), { readFile }));
+    expect(problems).toEqual([
+      'upstreams[0].auth.pass: must be one line: a ${file:} secret may end with one newline (it is dropped), not hold several lines (is it the right file?)',
+      'upstreams[1].auth.clientSecret: must be one line: a ${file:} secret may end with one newline (it is dropped), not hold several lines (is it the right file?)',
+    ]);
+  });
+
   it('reports a missing variable or file naming the key, never substituting an empty string', () => {
     const problems = problemsOf(() =>
       parseConfig(
