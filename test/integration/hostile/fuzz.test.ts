@@ -13,6 +13,8 @@ import { applyHeaderEdits, formatHeaderField, headerFieldValues } from '../../..
 import { HeaderBlockReader } from '../../../src/message/header-block.js';
 import { createFactsParser } from '../../../src/message/parse.js';
 import { isRelayError } from '../../../src/core/errors.js';
+import { isLoopbackAddress } from '../../../src/core/loopback.js';
+import { AdminGuard, loopbackHostHeaders } from '../../../src/ops/admin-auth.js';
 import { rawSmtp } from '../../helpers/smtp-client.js';
 import { bodyOf, EOD_VARIANTS, expectAlive, sendMessage, startHostile, type Hostile } from './support.js';
 
@@ -223,5 +225,37 @@ describe('intake-level fuzzing (real sockets)', () => {
       { seed: SEED, numRuns: 15 * SCALE },
     );
     await expectAlive(h.relay.port);
+  });
+});
+
+describe('admin API guard fuzzing (issue 12 finding 2)', () => {
+  it('AdminGuard admits a request only from loopback, with an exact loopback Host, no foreign Origin and the token', () => {
+    const token = 'T0ken-value_abc';
+    const allowed = loopbackHostHeaders(8025);
+    const guard = new AdminGuard({ token: () => token, allowedHosts: () => allowed });
+    const near = fc.constantFrom(...allowed).chain((h) => fc.oneof(fc.constant(h.toUpperCase()), fc.string({ maxLength: 8 }).map((s) => `${h}${s}`), fc.string({ maxLength: 8 }).map((s) => `${s}${h}`)));
+    const hostArb = fc.option(fc.oneof(fc.constantFrom(...allowed), near, fc.constantFrom('[::1].evil.example', '[::1].evil.example:8025', 'localhost.:8025', '127.0.0.1', '0x7f.1:8025'), fc.string({ maxLength: 30 })), { nil: undefined });
+    const authArb = fc.option(fc.oneof(fc.constant(`Bearer ${token}`), fc.constant(`bearer  ${token} `), fc.string({ maxLength: 30 }).map((s) => `Bearer ${s}`), fc.string({ maxLength: 30 })), { nil: undefined });
+    const originArb = fc.option(fc.oneof(fc.constantFrom('http://127.0.0.1:8025', 'http://localhost:8025', 'http://evil.example', 'null'), fc.string({ maxLength: 30 })), { nil: undefined });
+    const peerArb = fc.constantFrom('127.0.0.1', '::1', '::ffff:127.0.0.1', '10.0.0.7', '172.17.0.2', undefined);
+    fc.assert(
+      fc.property(hostArb, authArb, originArb, peerArb, (host, authorization, origin, peer) => {
+        const headers: Record<string, string> = {};
+        if (host !== undefined) headers.host = host;
+        if (authorization !== undefined) headers.authorization = authorization;
+        if (origin !== undefined) headers.origin = origin;
+        const verdict = guard.check({ method: 'DELETE', remoteAddress: peer, headers });
+        const hostOk = host !== undefined && allowed.includes(host.toLowerCase());
+        const expected =
+          isLoopbackAddress(peer) &&
+          hostOk &&
+          (origin === undefined || origin.toLowerCase() === `http://${host!.toLowerCase()}`) &&
+          authorization !== undefined &&
+          new RegExp(`^Bearer +${token}\\s*$`, 'i').test(authorization);
+        expect(verdict.ok).toBe(expected);
+        if (!verdict.ok) expect(verdict.reason).not.toContain(token);
+      }),
+      { seed: SEED, numRuns: 500 * SCALE },
+    );
   });
 });
