@@ -82,7 +82,7 @@ describe('SASL PLAIN authorization id (auth.authzid)', () => {
       }),
       (u) => u.close(),
     );
-    const psoft = upstream('psoft', up.port, { auth: { type: 'plain', user: 'relay', pass: PASS, authzid: 'ps-batch@corp.test' } });
+    const psoft = upstream('psoft', up.port, { auth: { type: 'plain', user: 'relay', pass: PASS, authzid: 'ps-batch@corp.test', allowPlaintext: true } });
     const relay = cleanup.add(await relayWith([psoft]), (r) => r.stop());
     await send(relay.port, { to: 'a@dest.test' });
     const [got] = await up.waitForMessages(1);
