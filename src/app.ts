@@ -240,7 +240,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         logger.info({ upstreams: cfg.upstreams.map((u) => (u.protocol === 'graph' ? { name: u.name, protocol: u.protocol, endpoint: u.graph.endpoint, mailbox: u.auth.user, auth: u.auth.type } : { name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
       }
       warnInsecure(cfg.upstreams);
-      for (const a of cleartextAdvice(cfg)) if (a.level === 'warning') logger.warn({ upstream: a.upstream, key: a.path }, a.message);
+      for (const a of cleartextAdvice(cfg)) if (a.level === 'warning') logger.warn({ upstream: a.upstream, key: a.path, detail: a.message }, 'upstream.auth-plaintext');
       for (const warning of listenExposureWarnings(cfg.listen.host, cfg.listen.allowedClients)) {
         logger.warn({ host: cfg.listen.host, kind: warning.kind, detail: warning.message }, 'listen.exposed');
       }

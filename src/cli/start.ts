@@ -50,7 +50,7 @@ export async function startCommand(options: { config: string; pretty: boolean; w
   if (config === undefined) return EXIT.USAGE_OR_CONFIG;
   const logger = createLogger({ level: config.log.level, format: options.pretty ? 'line' : config.log.format });
   const exposure = configFileExposure(options.config);
-  if (exposure !== undefined) logger.warn({ config: options.config }, exposure);
+  if (exposure !== undefined) logger.warn({ config: options.config, detail: exposure }, 'config.readable-secrets');
   // libraries' own console output and Node's warnings go through the logger, not onto stderr
   const restoreOutput = routeProcessOutputToLogger(logger);
   const app = createApp(config, { logger });

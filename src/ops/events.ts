@@ -32,6 +32,8 @@ export const EVENTS = {
   upstreams: { level: 'info', fields: ['upstreams'], when: 'at start: the configured upstreams (name, host, port, security, auth type)' },
   'upstreams.outbox': { level: 'warn', fields: ['outboxDir'], when: 'at start: no upstream is configured, messages are written to the outbox directory' },
   'upstream.tls-insecure': { level: 'warn', fields: ['upstream'], when: 'at start or reload: an upstream has tls.rejectUnauthorized false (its certificate is NOT verified)' },
+  'upstream.auth-plaintext': { level: 'warn', fields: ['upstream', 'key', 'detail'], when: 'at start: auth.allowPlaintext lets a login/plain password go where no TLS protects it' },
+  'config.readable-secrets': { level: 'warn', fields: ['config', 'detail'], when: 'at start: the config file is readable by every user and holds literal secrets (keys named in detail)' },
   'listen.exposed': { level: 'warn', fields: ['host', 'kind', 'detail'], when: 'at start: the SMTP listener may be reachable beyond loopback' },
   'spool.stale-lock-replaced': { level: 'warn', fields: ['pid', 'since'], when: 'at start: the spool lock of a relay that is gone was taken over' },
   'spool.recovered': { level: 'info', fields: ['spoolDir', 'queued', 'removedTmp', 'quarantined'], when: 'at start: the spool was recovered (queued messages, leftovers removed, entries set aside)' },

@@ -118,7 +118,7 @@ describe('passwords only over TLS', () => {
   it('auth.allowPlaintext: true sends it in clear, with a warning at start-up and in validate', async () => {
     upstream = await startAuthUpstream({ tls: 'none' });
     relay = await startRelay({ upstreams: [basic(upstream.port, { allowPlaintext: true })], delivery: { waitSeconds: 3 } });
-    expect(relay.logs.records().filter((r) => (r.level === 'warn' || r.level === 40) && String(r.msg).includes('may be sent in clear'))).toEqual([
+    expect(relay.logs.events('upstream.auth-plaintext').filter((r) => String(r.detail).includes('may be sent in clear'))).toEqual([
       expect.objectContaining({ upstream: 'basic', key: 'upstreams[0].auth.allowPlaintext' }),
     ]);
     expect(await send(relay.port)).toMatch(/^250 /);

@@ -84,7 +84,7 @@ describe('config file readable by others', () => {
     await writeFile(path, JSON.stringify(config(PASS)));
     await chmod(path, 0o644);
     child = await startRelayProcess({ configPath: path });
-    const warning = child.logs.records().find((r) => String(r.msg).includes('readable by every user'));
+    const warning = child.logs.events('config.readable-secrets').find((r) => String(r.detail).includes('readable by every user'));
     expect(warning).toMatchObject({ config: path });
     expect(child.logs.lines.join('\n')).not.toContain(PASS);
   });
