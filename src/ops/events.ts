@@ -123,7 +123,7 @@ export const EVENTS = {
   admin: {
     level: 'info',
     fields: ['audit', 'qid', 'action', 'recipients', 'by', 'peer', 'user', 'userAgent', 'result', 'state', 'failedAt'],
-    when: 'audit: an admin action on the queue or failed mail (retry, delete, requeue, purge), who asked (cli, api, relay) and the result',
+    when: 'audit: an admin action on the queue or failed mail (retry, delete, requeue, purge), who asked (cli, api, page, relay) and the result',
   },
   'spool.failed-entry-unreadable': { level: 'warn', fields: ['qid', 'err'], when: 'a message in failed/ could not be read (listing or purging failed mail)' },
   'failed.retention-error': { level: 'error', fields: ['err'], when: 'removing failed mail past delivery.failedRetentionDays failed; it is tried again later' },
