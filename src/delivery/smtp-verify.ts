@@ -151,20 +151,12 @@ type LogFn = (entry: unknown, message?: unknown, ...args: unknown[]) => void;
 class Transcript {
   readonly exchanges: Exchange[] = [];
   readonly commands: string[] = [];
-  /** set when a TLS handshake completed (implicit TLS or STARTTLS) */
-  tlsEstablished = false;
   private lastCommand: string | undefined;
 
   logger(): Record<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal', LogFn> {
-    const record: LogFn = (entry, message, ...args) => {
+    const record: LogFn = (entry, message) => {
       const tnx = typeof entry === 'object' && entry !== null ? (entry as { tnx?: unknown }).tnx : undefined;
       if (typeof message !== 'string') return;
-      // nodemailer 10 smtp-connection: `_onConnect` logs '%s established to %s:%s' with 'Secure connection'
-      // after an implicit-TLS handshake; `_actionSTARTTLS` logs 'Connection upgraded with STARTTLS'
-      if ((tnx === 'network' && args[0] === 'Secure connection') || (tnx === 'smtp' && message === 'Connection upgraded with STARTTLS')) {
-        this.tlsEstablished = true;
-        return;
-      }
       if (tnx === 'client') {
         // AUTH lines are already masked by nodemailer; only the verb is kept anyway
         const command = /^AUTH\b/i.test(message) ? message.split(' ').slice(0, 2).join(' ') : message;
@@ -253,9 +245,13 @@ function reportHandshake(
     report(step, 'failed', detail);
     return false;
   };
+  // Public API only: SMTPConnection.secure turns true once STARTTLS upgraded the socket. With
+  // implicit TLS it is true from the start, but any server reply can only arrive over TLS, so
+  // a reply shows the handshake passed.
+  const tlsEstablished = implicitTls ? transcript.exchanges.length > 0 : connection.secure;
 
   if (implicitTls) {
-    if (!transcript.tlsEstablished) return failed('tls', withHint(errorText(err), tlsHint(upstream, err)));
+    if (!tlsEstablished) return failed('tls', withHint(errorText(err), tlsHint(upstream, err)));
     report('tls', 'ok', tlsDetail(connection));
   }
 
@@ -280,7 +276,7 @@ function reportHandshake(
       else report('tls', 'skipped', 'the server does not offer STARTTLS: the session stays in plaintext (security "starttls-required" would refuse it)');
     } else if (starttlsReply !== undefined && !isPositive(starttlsReply.reply)) {
       return failed('tls', withHint(`STARTTLS refused: ${firstLine(starttlsReply.reply)}`, offered ? undefined : noStarttlsHint(upstream)));
-    } else if (!transcript.tlsEstablished) {
+    } else if (!tlsEstablished) {
       const hint = tlsHint(upstream, err) ?? clientCertHint(upstream, err) ?? (offered ? undefined : noStarttlsHint(upstream));
       return failed('tls', withHint(errorText(err), hint));
     } else {
