@@ -251,7 +251,7 @@ function reportHandshake(
   const tlsEstablished = implicitTls ? transcript.exchanges.length > 0 : connection.secure;
 
   if (implicitTls) {
-    if (!tlsEstablished) return failed('tls', withHint(errorText(err), tlsHint(upstream, err)));
+    if (!tlsEstablished) return failed('tls', withHint(errorText(err), tlsHint(upstream, err) ?? clientCertHint(upstream, err)));
     report('tls', 'ok', tlsDetail(connection));
   }
 
