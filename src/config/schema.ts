@@ -214,6 +214,13 @@ const authBasic = z.strictObject({
 }).superRefine((v, ctx) => {
   if (v.authzid !== undefined && v.type !== 'plain') ctx.addIssue({ code: 'custom', message: 'authzid is sent with SASL PLAIN only: set type "plain"', path: ['authzid'] });
 });
+const authNtlm = z.strictObject({
+  type: z.literal('ntlm').describe('Authentication variant: NTLM (NTLMv2) with user, pass and domain, for on-premises Exchange (PeopleSoft SMTPNTLMEnable).'),
+  user: line().min(1).describe('User name (without the domain).'),
+  pass: z.string().min(1).describe('Secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...'),
+  domain: line().optional().describe('NTLM domain (PeopleSoft SMTPNTLMDomain); unset: the domain the server names in its challenge.'),
+  workstation: line().default('').describe('Workstation name sent in the NTLM messages (empty by default: the host name stays private).'),
+});
 const clientCertificateSchema = z.strictObject({
   thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { message: 'must be the certificate SHA-256 thumbprint as 64 hex digits' }).describe('SHA-256 thumbprint of the certificate, 64 hex digits.'),
   privateKey: z.string().min(1).describe('PEM private key text (secret: use ${file:/path} or enc:...)'),
@@ -272,7 +279,7 @@ const smtpUpstreamSchema = z.strictObject({
   security: z.enum(['none', 'starttls', 'starttls-required', 'tls']).default('starttls-required').describe('none | starttls (use STARTTLS when offered; required with any password or token unless auth.allowPlaintext) | starttls-required | tls (implicit TLS, port 465).'),
   tls: tlsSchema.prefault({}).describe('TLS settings for this upstream.'),
   timeouts: timeoutsSchema.prefault({}).describe('Timeouts for this upstream.'),
-  auth: z.discriminatedUnion('type', [authNone, authBasic, authOauth2]).default({ type: 'none' }).describe('How the relay authenticates to this upstream; one of the variants below, chosen by auth.type.'),
+  auth: z.discriminatedUnion('type', [authNone, authBasic, authNtlm, authOauth2]).default({ type: 'none' }).describe('How the relay authenticates to this upstream; one of the variants below, chosen by auth.type.'),
   from: upstreamFrom(),
   proxy: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// proxy URL' }).optional().describe('HTTP CONNECT proxy for SMTP and token requests.'),
   limits: upstreamLimits(),

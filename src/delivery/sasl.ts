@@ -10,19 +10,20 @@
  * "AUTH PLAIN /* secret *\/"; the reply text of a refusal carries no credential).
  * Assumes: the config is validated (authzid only with type "plain").
  */
+import { createType1Message, createType3Message, decodeType2Message } from '@ewsjs/ntlm-client';
 import type { UpstreamConfig } from '../config/schema.js';
 
-export type BasicAuth = Extract<UpstreamConfig['auth'], { type: 'login' | 'plain' }>;
+export type BasicAuth = Extract<UpstreamConfig['auth'], { type: 'login' | 'plain' | 'ntlm' }>;
 
 /** nodemailer's custom auth handler context (the part used here). */
 interface CustomAuthContext {
-  sendCommand(command: string): Promise<{ status: number; response: string }>;
+  sendCommand(command: string): Promise<{ status: number; response: string; text?: string }>;
 }
 export type CustomAuthHandler = (ctx: CustomAuthContext) => Promise<void>;
 
 export interface SaslOptions {
   readonly auth: { readonly user: string; readonly pass: string };
-  readonly authMethod: 'LOGIN' | 'PLAIN';
+  readonly authMethod: 'LOGIN' | 'PLAIN' | 'NTLM';
   readonly customAuth?: Readonly<Record<string, CustomAuthHandler>>;
 }
 
@@ -35,6 +36,7 @@ export function plainResponse(authzid: string, user: string, pass: string): stri
 
 export function saslOptions(auth: BasicAuth): SaslOptions {
   const base = { auth: { user: auth.user, pass: auth.pass } };
+  if (auth.type === 'ntlm') return { ...base, authMethod: 'NTLM', customAuth: { NTLM: ntlmHandler(auth) } };
   if (auth.type === 'login') return { ...base, authMethod: 'LOGIN' };
   const authzid = auth.authzid;
   if (authzid === undefined) return { ...base, authMethod: 'PLAIN' };
@@ -43,4 +45,23 @@ export function saslOptions(auth: BasicAuth): SaslOptions {
     if (reply.status !== 235) throw new Error(`Invalid login: ${reply.response}`);
   };
   return { ...base, authMethod: 'PLAIN', customAuth: { PLAIN: plainWithAuthzid } };
+}
+
+/**
+ * NTLM over SMTP (MS-SMTPX): AUTH NTLM <negotiate> → 334 <challenge> → <authenticate> → 235.
+ * The messages come from @ewsjs/ntlm-client (NTLMv2 when the server's challenge asks for the
+ * NTLM2 key, as Exchange's does); chosen over nodemailer-ntlm-auth, which wraps httpntlm and pulls
+ * an HTTP client and underscore in for the same three functions, and is not maintained with it.
+ */
+function ntlmHandler(auth: Extract<BasicAuth, { type: 'ntlm' }>): CustomAuthHandler {
+  const strip = (message: string) => message.replace(/^NTLM /, '');
+  return async (ctx) => {
+    const negotiate = strip(createType1Message(auth.workstation, auth.domain ?? ''));
+    const challenge = await ctx.sendCommand(`AUTH NTLM ${negotiate}`);
+    if (challenge.status !== 334) throw new Error(`Invalid login: ${challenge.response}`);
+    const type2 = decodeType2Message(challenge.response.replace(/^334[ -]/, '').trim());
+    const authenticate = strip(createType3Message(type2, auth.user, auth.pass, auth.workstation, auth.domain));
+    const reply = await ctx.sendCommand(authenticate);
+    if (reply.status !== 235) throw new Error(`Invalid login: ${reply.response}`);
+  };
 }

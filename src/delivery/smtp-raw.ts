@@ -35,7 +35,7 @@ import { DotStuffer } from './dot-stuff.js';
 import { asNodemailerError, openUpstreamSocket } from './open-socket.js';
 
 export type RawSmtpAuth =
-  | { readonly type: 'password'; readonly method: 'LOGIN' | 'PLAIN'; readonly user: string; readonly pass: string }
+  | { readonly type: 'password'; readonly method: 'LOGIN' | 'PLAIN' | 'NTLM'; readonly user: string; readonly pass: string }
   | { readonly type: 'oauth2'; readonly user: string; readonly provisionCallback: XOAuth2ProvisionCallback };
 
 export interface RawSmtpPoolOptions {

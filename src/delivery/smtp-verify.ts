@@ -300,7 +300,7 @@ async function login(connection: SMTPConnection, auth: SMTPConnection.Authentica
 /** The custom SASL handlers delivery uses for this upstream (PLAIN with authzid), so the check authenticates the same way. */
 function customAuthOf(upstream: UpstreamConfig): { customAuth?: SMTPConnection.Options['customAuth'] } {
   const auth = upstream.auth;
-  if (auth.type !== 'login' && auth.type !== 'plain') return {};
+  if (auth.type !== 'login' && auth.type !== 'plain' && auth.type !== 'ntlm') return {};
   const custom = saslOptions(auth).customAuth;
   return custom === undefined ? {} : { customAuth: custom as unknown as SMTPConnection.Options['customAuth'] };
 }

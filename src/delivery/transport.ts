@@ -137,8 +137,8 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
   let rawAuth: RawSmtpAuth | undefined;
   /** SASL handlers nodemailer runs instead of its own (PLAIN with an authorization id) */
   let customAuth: SaslOptions['customAuth'];
-  if (auth.type === 'login' || auth.type === 'plain') {
-    scrubber.add(auth.user, auth.pass, auth.authzid);
+  if (auth.type === 'login' || auth.type === 'plain' || auth.type === 'ntlm') {
+    scrubber.add(auth.user, auth.pass, auth.type === 'plain' ? auth.authzid : undefined);
     const sasl = saslOptions(auth);
     rawAuth = { type: 'password', method: sasl.authMethod, user: auth.user, pass: auth.pass };
     customAuth = sasl.customAuth;
