@@ -10,7 +10,7 @@
  * "AUTH PLAIN /* secret *\/"; the reply text of a refusal carries no credential).
  * Assumes: the config is validated (authzid only with type "plain").
  */
-import { createType1Message, createType3Message, decodeType2Message } from '@ewsjs/ntlm-client';
+import ntlm from '@ewsjs/ntlm-client';
 import type { UpstreamConfig } from '../config/schema.js';
 
 export type BasicAuth = Extract<UpstreamConfig['auth'], { type: 'login' | 'plain' | 'ntlm' }>;
@@ -56,11 +56,11 @@ export function saslOptions(auth: BasicAuth): SaslOptions {
 function ntlmHandler(auth: Extract<BasicAuth, { type: 'ntlm' }>): CustomAuthHandler {
   const strip = (message: string) => message.replace(/^NTLM /, '');
   return async (ctx) => {
-    const negotiate = strip(createType1Message(auth.workstation, auth.domain ?? ''));
+    const negotiate = strip(ntlm.createType1Message(auth.workstation, auth.domain ?? ''));
     const challenge = await ctx.sendCommand(`AUTH NTLM ${negotiate}`);
     if (challenge.status !== 334) throw new Error(`Invalid login: ${challenge.response}`);
-    const type2 = decodeType2Message(challenge.response.replace(/^334[ -]/, '').trim());
-    const authenticate = strip(createType3Message(type2, auth.user, auth.pass, auth.workstation, auth.domain));
+    const type2 = ntlm.decodeType2Message(challenge.response.replace(/^334[ -]/, '').trim());
+    const authenticate = strip(ntlm.createType3Message(type2, auth.user, auth.pass, auth.workstation, auth.domain));
     const reply = await ctx.sendCommand(authenticate);
     if (reply.status !== 235) throw new Error(`Invalid login: ${reply.response}`);
   };
