@@ -3,7 +3,7 @@
  * start-up errors an admin meets (bad config: exit 2; port taken: exit 1 with the remedy).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,9 +174,18 @@ describe('privileged port', () => {
   it.skipIf(skip !== undefined)('an unprivileged user binding port 25 gets exit 1 and the remedy', async () => {
     dir = await mkdtemp(join(tmpdir(), 'sidecar-cli-'));
     spawnSync('chmod', ['0777', dir]);
+    // The checkout may sit in a private directory (root's home is 0700), where nobody cannot load
+    // dist/main.js: give it a copy of the built relay it can read. Hard links (same file system)
+    // make that instant; a plain copy is the fallback.
+    const app = join(dir, 'app');
+    await mkdir(app, { mode: 0o755 });
+    for (const part of ['package.json', 'dist', 'node_modules']) {
+      const from = join(process.cwd(), part);
+      if (spawnSync('cp', ['-al', from, app]).status !== 0) expect(spawnSync('cp', ['-a', from, app]).status).toBe(0);
+    }
     const path = join(dir, 'c25.json');
     await writeFile(path, JSON.stringify(config({ listen: { host: '127.0.0.1', port: 25 } })));
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, MAIN, 'start', '--config', path], { encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(app, 'dist', 'main.js'), 'start', '--config', path], { encoding: 'utf8', timeout: 15_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('cannot listen on 127.0.0.1:25: permission denied');
     expect(r.stderr).toContain('CAP_NET_BIND_SERVICE');
