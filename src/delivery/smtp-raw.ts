@@ -3,7 +3,7 @@
  * bytes as they are.
  *
  * Does: keep up to `maxConnections` connections open per upstream (each recycled after
- *   `maxMessages`), connect (directly or through the HTTP CONNECT proxy), greet, STARTTLS/TLS and
+ *   `maxMessages`), run `beforeConnect` (the POP3-before-SMTP login) before each new socket, connect (directly or through the HTTP CONNECT proxy), greet, STARTTLS/TLS and
  *   log in exactly as nodemailer's own pool does (SMTPConnection.connect + login, AUTH forced when
  *   configured even if the server does not offer it; one XOAuth2 per connection whose
  *   provisionCallback asks the TokenSource), then per message: MAIL/RCPT/DATA with SIZE and
@@ -50,6 +50,8 @@ export interface RawSmtpPoolOptions {
   readonly maxConnections: number;
   /** messages per connection before it is closed and replaced */
   readonly maxMessages: number;
+  /** runs before each new connection's socket opens (POP3-before-SMTP login); a rejection fails the connection */
+  readonly beforeConnect?: (() => Promise<void>) | undefined;
 }
 
 export interface RawEnvelope {
@@ -150,6 +152,7 @@ export function createRawSmtpPool(options: RawSmtpPoolOptions): RawSmtpPool {
   };
 
   const connect = async (): Promise<Slot> => {
+    await options.beforeConnect?.();
     // the TCP connect is ours, bounded by connectSeconds alone (open-socket.ts says why)
     const socket = await openUpstreamSocket({
       host: options.connection.host ?? 'localhost',

@@ -6,7 +6,8 @@
  *   envelope with SIZE and BODY=8BITMIME), map nodemailer's result to a SendReport
  *   (partial RCPT rejections included), and rethrow nodemailer's errors (code, responseCode,
  *   command, response) for delivery/classify.ts. With OAuth2, an EAUTH triggers one token
- *   refresh and one resend on the same upstream. `verify()` runs smtp-verify.ts with the same
+ *   refresh and one resend on the same upstream. With receiveBeforeSend, each new connection
+ *   first gets the cached POP3 login (pop3-before-smtp.ts). `verify()` runs smtp-verify.ts with the same
  *   options, credentials and scrubber.
  * Never: send unauthenticated when auth is configured (forceAuth); put a password or token
  *   into an error message, a log line or the transcript; log message content.
@@ -33,6 +34,7 @@ import type { TokenSource } from './credentials/token-source.js';
 import { smtpConnectionOptions } from './connection-options.js';
 import { saslOptions, type SaslOptions } from './sasl.js';
 import { SecretScrubber } from './secret-scrubber.js';
+import { createReceiveBeforeSend, pop3LoginOptions } from './pop3-before-smtp.js';
 import { createRawSmtpPool, type RawSmtpAuth } from './smtp-raw.js';
 import { verifySmtpUpstream } from './smtp-verify.js';
 import { readTlsMaterial } from './tls-files.js';
@@ -162,6 +164,11 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
     };
   }
 
+  // POP3-before-SMTP: one cached login (validMinutes) covers every connection opened meanwhile
+  const pop3 = upstream.receiveBeforeSend;
+  if (pop3 !== undefined) scrubber.add(pop3.user, pop3.pass);
+  const receiveBeforeSend = pop3 === undefined ? undefined : createReceiveBeforeSend(pop3LoginOptions(upstream, pop3, tlsFiles.ca), deps.clock ?? systemClock);
+
   const detail = deps.trace === 'detail';
   const pool = createRawSmtpPool({
     // Exchange Online allows 3 concurrent connections per mailbox (more get 432 4.3.2):
@@ -181,6 +188,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
     proxy: upstream.proxy,
     connectSeconds: upstream.timeouts.connectSeconds,
     auth: rawAuth,
+    beforeConnect: receiveBeforeSend === undefined ? undefined : () => receiveBeforeSend.ensure(),
   });
 
   const sendOnce = async (message: OutgoingMessage): Promise<SendReport> => {
