@@ -256,21 +256,21 @@ const oauth2Auth = (defaultScope: string, what: string, typeMessage?: string) =>
     });
 const authOauth2 = oauth2Auth(DEFAULT_SCOPE_SMTP, 'Authentication variant: OAuth2 client credentials and SASL XOAUTH2 (Microsoft 365).');
 
-/** POP3-before-SMTP (eG Enterprise "mail receiver settings"): a login to read mail before sending. */
+/** POP3-/IMAP-before-SMTP (eG Enterprise "mail receiver settings"): a login to read mail before sending. */
 const receiveBeforeSendSchema = z
   .strictObject({
-    protocol: z.literal('pop3', { message: 'only "pop3" is supported (IMAP-before-SMTP is not)' }).default('pop3').describe('Mail-reading protocol to log in with: "pop3" (the only one supported; IMAP-before-SMTP is not).'),
-    host: line().min(1).describe('POP3 server host name or address.'),
-    port: port().optional().describe('POP3 port; unset: 995 with security "tls", else 110.'),
-    security: z.enum(['tls', 'starttls', 'none']).default('tls').describe('tls (implicit TLS, port 995) | starttls (STLS, required) | none (cleartext: needs allowPlaintext). Certificates are checked with this upstream\'s tls.ca and tls.rejectUnauthorized.'),
-    user: line().min(1).describe('POP3 user name.'),
-    pass: secretLine().min(1).describe('POP3 password (secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...).'),
-    allowPlaintext: z.boolean().default(false).describe('Allow security "none", which sends the POP3 password in clear.'),
-    validMinutes: z.number().min(0).default(5).describe('How long a successful login is trusted: SMTP connections opened within this many minutes of it log in no more (0: log in before every connection). Keep it below the server\'s own POP-before-SMTP window.'),
+    protocol: z.enum(['pop3', 'imap']).default('pop3').describe('Mail-reading protocol to log in with: "pop3" (USER/PASS, QUIT) or "imap" (LOGIN, LOGOUT).'),
+    host: line().min(1).describe('POP3 or IMAP server host name or address.'),
+    port: port().optional().describe('Port; unset: 995 (pop3) / 993 (imap) with security "tls", else 110 / 143.'),
+    security: z.enum(['tls', 'starttls', 'none']).default('tls').describe('tls (implicit TLS, port 995/993) | starttls (STLS / STARTTLS, required) | none (cleartext: needs allowPlaintext). Certificates are checked with this upstream\'s tls.ca and tls.rejectUnauthorized.'),
+    user: line().min(1).describe('POP3/IMAP user name.'),
+    pass: secretLine().min(1).describe('POP3/IMAP password (secret: use ${env:NAME}, ${file:/run/secrets/x} or enc:...).'),
+    allowPlaintext: z.boolean().default(false).describe('Allow security "none", which sends the POP3/IMAP password in clear.'),
+    validMinutes: z.number().min(0).default(5).describe('How long a successful login is trusted: SMTP connections opened within this many minutes of it log in no more (0: log in before every connection). Keep it below the server\'s own POP/IMAP-before-SMTP window.'),
   })
   .superRefine((v, ctx) => {
     if (v.security === 'none' && !v.allowPlaintext) {
-      ctx.addIssue({ code: 'custom', message: 'security "none" would send the POP3 password in clear: use "tls" or "starttls" (or set allowPlaintext: true to accept that)', path: ['security'] });
+      ctx.addIssue({ code: 'custom', message: `security "none" would send the ${v.protocol.toUpperCase()} password in clear: use "tls" or "starttls" (or set allowPlaintext: true to accept that)`, path: ['security'] });
     }
   });
 
@@ -303,7 +303,7 @@ const smtpUpstreamSchema = z.strictObject({
   limits: upstreamLimits(),
   maxMessagesPerMinute: upstreamRate(),
   maxConnections: z.number().int().min(1).default(3).describe('Pooled connections (Exchange Online: 3 per mailbox).'),
-  receiveBeforeSend: receiveBeforeSendSchema.optional().describe('Log in to this POP3 server before each SMTP connection (POP3-before-SMTP, eG "mail receiver settings"), for servers that accept mail only from clients that recently read mail. A failed login fails over to the next upstream.'),
+  receiveBeforeSend: receiveBeforeSendSchema.optional().describe('Log in to this POP3 or IMAP server before each SMTP connection (POP3-/IMAP-before-SMTP, eG "mail receiver settings"), for servers that accept mail only from clients that recently read mail. A failed login fails over to the next upstream.'),
 });
 
 /** Keys of an SMTP upstream that mean nothing to a Graph upstream (named in the error). */

@@ -6,7 +6,7 @@
  *   first matching row of RULES (read top to bottom, like a Postfix table).
  * Never: bounce what it does not recognise (the last row retries); throw.
  * Assumes: errors come from nodemailer 10 (its codes: ECONNECTION, ESOCKET, ETIMEDOUT, EDNS,
- *   EPROXY, ETLS, EAUTH, EENVELOPE, EMESSAGE, EPROTOCOL), from pop3-before-smtp.ts (EPOP3) or from delivery/graph/errors.ts (EGRAPH
+ *   EPROXY, ETLS, EAUTH, EENVELOPE, EMESSAGE, EPROTOCOL), from pop3-before-smtp.ts (ERECEIVE) or from delivery/graph/errors.ts (EGRAPH
  *   with the HTTP status as responseCode); the M365 replies are Exchange Online's.
  *
  * Actions (the outcome words of core/types.ts):
@@ -179,11 +179,11 @@ export const RULES: readonly Rule[] = [
     decision: { action: 'failover', reason: 'this upstream cannot be used as configured (see the message); fix its config', dsn: '4.3.5', markDown: true },
   },
   {
-    when: 'the POP3-before-SMTP login failed (EPOP3: receiveBeforeSend could not connect, or the POP3 server refused user or password)',
-    match: (e) => e.code === 'EPOP3',
+    when: 'the POP3-/IMAP-before-SMTP login failed (ERECEIVE: receiveBeforeSend could not connect, or the POP3/IMAP server refused user or password)',
+    match: (e) => e.code === 'ERECEIVE',
     decision: {
       action: 'failover',
-      reason: 'the POP3 login this upstream requires before SMTP failed (see the message): check receiveBeforeSend.host, port, security, user and pass',
+      reason: 'the POP3/IMAP login this upstream requires before SMTP failed (see the message): check receiveBeforeSend.host, port, security, user and pass',
       dsn: '4.7.0',
       markDown: true,
     },

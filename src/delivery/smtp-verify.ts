@@ -1,7 +1,7 @@
 /**
  * The SMTP transport's `verify()`: talks to one upstream step by step, the way the transport
  * sends (same host, port, security, TLS material, EHLO name, timeouts, credentials), and
- * reports each step: pop3 (POP3-before-SMTP login, when receiveBeforeSend is set), connect, greeting, ehlo, tls, token (oauth2), auth, quit.
+ * reports each step: pop3 or imap (the login before SMTP, when receiveBeforeSend is set), connect, greeting, ehlo, tls, token (oauth2), auth, quit.
  *
  * Does: open the TCP connection itself (directly or through upstream.proxy) so the connect step
  *   is measured and reported on its own; then hand the socket to nodemailer's SMTPConnection and
@@ -51,7 +51,7 @@ export interface SmtpVerifyDeps {
   readonly scrubber: SecretScrubber;
 }
 
-type StepName = 'config' | 'pop3' | 'connect' | 'greeting' | 'ehlo' | 'tls' | 'token' | 'auth' | 'mail' | 'quit' | 'session';
+type StepName = 'config' | 'pop3' | 'imap' | 'connect' | 'greeting' | 'ehlo' | 'tls' | 'token' | 'auth' | 'mail' | 'quit' | 'session';
 type Report = (step: StepName, status: VerifyStep['status'], detail: string) => void;
 
 /** Runs the steps against one upstream; resolves with every step (each also given to `onStep` as it ends). */
@@ -76,15 +76,15 @@ async function runSteps(upstream: UpstreamConfig, deps: SmtpVerifyDeps, report: 
     return;
   }
 
-  // 0. POP3-before-SMTP: the login the server wants before it takes mail (never the cached one)
+  // 0. POP3-/IMAP-before-SMTP: the login the server wants before it takes mail (never the cached one)
   const pop3 = upstream.receiveBeforeSend;
   if (pop3 !== undefined) {
     const pop3Started = clock.now();
     try {
       await pop3Login(pop3LoginOptions(upstream, pop3, tlsMaterial.ca));
-      report('pop3', 'ok', `pop3-before-smtp ok: logged in as ${pop3.user} at ${pop3.host}:${pop3Port(pop3)} (${clock.now() - pop3Started} ms)`);
+      report(pop3.protocol, 'ok', `${pop3.protocol}-before-smtp ok: logged in as ${pop3.user} at ${pop3.host}:${pop3Port(pop3)} (${clock.now() - pop3Started} ms)`);
     } catch (err) {
-      report('pop3', 'failed', `pop3-before-smtp failed: ${(err as Error).message}`);
+      report(pop3.protocol, 'failed', `${pop3.protocol}-before-smtp failed: ${(err as Error).message}`);
     }
   }
 

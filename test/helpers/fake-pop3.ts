@@ -1,7 +1,8 @@
 /**
- * A real POP3 server for tests (POP3-before-SMTP): 127.0.0.1, port 0, plain, implicit TLS or
- * STLS with the test PKI. It answers as RFC 1939 servers do (+OK / -ERR, one line each) and
- * checks USER and PASS against its users; a good login is recorded, so a fake SMTP upstream can
+ * A real POP3 or IMAP server for tests (POP3-/IMAP-before-SMTP): 127.0.0.1, port 0, plain,
+ * implicit TLS or STLS/STARTTLS with the test PKI. As POP3 it answers as RFC 1939 servers do
+ * (+OK / -ERR, one line each) and checks USER and PASS; as IMAP (RFC 3501) it parses LOGIN's
+ * quoted strings, sends an untagged line before the tagged OK/NO, and checks them against its users; a good login is recorded, so a fake SMTP upstream can
  * take mail only after one (`loggedIn`).
  *
  * Does: record every command (PASS with its value, for the test to compare), every login.
@@ -21,7 +22,16 @@ export interface FakePop3 {
   close(): Promise<void>;
 }
 
-export async function startFakePop3(options: { users: Record<string, string>; tls?: 'none' | 'implicit' | 'stls' }): Promise<FakePop3> {
+/** IMAP quoted strings or atoms, in order (RFC 3501 4.3: backslash escapes \\ and \"). */
+function imapArgs(text: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (const m of text.matchAll(re)) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  return out;
+}
+
+export async function startFakePop3(options: { users: Record<string, string>; tls?: 'none' | 'implicit' | 'stls'; protocol?: 'pop3' | 'imap' }): Promise<FakePop3> {
+  const imap = options.protocol === 'imap';
   const commands: string[] = [];
   const logins: string[] = [];
   const sockets = new Set<net.Socket>();
@@ -39,6 +49,34 @@ export async function startFakePop3(options: { users: Record<string, string>; tl
         const line = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         commands.push(line);
+        if (imap) {
+          const [tag = '*', verb = '', ...rest] = line.split(' ');
+          const args = imapArgs(rest.join(' '));
+          switch (verb.toUpperCase()) {
+            case 'STARTTLS':
+              if (options.tls !== 'stls' || afterStls) {
+                socket.write(`${tag} BAD STARTTLS not available\r\n`);
+                break;
+              }
+              socket.write(`${tag} OK Begin TLS negotiation now\r\n`);
+              socket.removeListener('data', onData);
+              serve(new tls.TLSSocket(socket, { isServer: true, ...secure }), true);
+              return;
+            case 'LOGIN':
+              if (options.tls === 'stls' && !afterStls) socket.write(`${tag} NO [PRIVACYREQUIRED] use STARTTLS first\r\n`);
+              else if (args.length === 2 && options.users[args[0]!] === args[1]) {
+                logins.push(args[0]!);
+                socket.write(`* CAPABILITY IMAP4rev1 IDLE\r\n${tag} OK LOGIN completed\r\n`);
+              } else socket.write(`${tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n`);
+              break;
+            case 'LOGOUT':
+              socket.end(`* BYE logging out\r\n${tag} OK LOGOUT completed\r\n`);
+              return;
+            default:
+              socket.write(`${tag} BAD unknown command\r\n`);
+          }
+          continue;
+        }
         const [verb = '', ...rest] = line.split(' ');
         const arg = rest.join(' ');
         switch (verb.toUpperCase()) {
@@ -71,7 +109,7 @@ export async function startFakePop3(options: { users: Record<string, string>; tl
       }
     };
     socket.on('data', onData);
-    if (!afterStls) socket.write('+OK POP3 ready\r\n');
+    if (!afterStls) socket.write(imap ? '* OK [CAPABILITY IMAP4rev1 STARTTLS] IMAP ready\r\n' : '+OK POP3 ready\r\n');
   };
   const server = options.tls === 'implicit' ? tls.createServer(secure, (s) => serve(s)) : net.createServer((s) => serve(s));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -78,7 +78,7 @@ describe('upstreams[].receiveBeforeSend (POP3-before-SMTP, eG "mail receiver set
       ['eg', 'failover'],
       ['backup', 'sent'],
     ]);
-    expect(JSON.stringify(lines[0])).toMatch(/POP3 server 127\.0\.0\.1:\d+ refused the login \(PASS\): check receiveBeforeSend\.user and receiveBeforeSend\.pass/);
+    expect(JSON.stringify(lines[0])).toMatch(/POP3 server 127\.0\.0\.1:\d+ refused the login: check receiveBeforeSend\.user and receiveBeforeSend\.pass/);
     expect(primary.messages).toHaveLength(0);
     expect(secondary.messages).toHaveLength(1);
     expect(relay.logs.lines.join('\n')).not.toContain('wrong-password');
@@ -119,28 +119,60 @@ describe('upstreams[].receiveBeforeSend (POP3-before-SMTP, eG "mail receiver set
     await writeFile(path, JSON.stringify({ upstreams: [entry('wrong-password')] }));
     const failed = captureIo();
     expect(await validateCommand({ config: path, connect: true }, failed, connectCheck())).not.toBe(0);
-    expect(failed.out()).toMatch(/eg\s+pop3\s+failed\s+pop3-before-smtp failed: POP3 server .* refused the login \(PASS\): check receiveBeforeSend\.user and receiveBeforeSend\.pass/);
+    expect(failed.out()).toMatch(/eg\s+pop3\s+failed\s+pop3-before-smtp failed: POP3 server .* refused the login: check receiveBeforeSend\.user and receiveBeforeSend\.pass/);
     expect(failed.out() + failed.err()).not.toContain('wrong-password');
   });
 
-  it('refuses a cleartext POP3 password unless allowPlaintext, and any protocol but pop3', () => {
+  it('IMAP-before-SMTP: LOGIN with quoted strings after STARTTLS, then delivery; a wrong password fails over; validate shows an imap step', async () => {
+    const SPECIAL = 'Imap "quoted" \\ pass';
+    const imap = cleanup.add(await startFakePop3({ users: { 'eg user': SPECIAL }, tls: 'stls', protocol: 'imap' }), (p) => p.close());
+    const smtp = await popGatedUpstream(imap);
+    const entry = (name: string, pass: string) =>
+      upstream(name, smtp.port, { tls: { ca: TLS_PATHS.ca }, receiveBeforeSend: { protocol: 'imap', host: '127.0.0.1', port: imap.port, security: 'starttls', user: 'eg user', pass } });
+    const secondary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
+    const wrong = cleanup.add(await relayWith([entry('eg', 'wrong'), upstream('backup', secondary.port)]), (r) => r.stop());
+    const { qid } = await send(wrong.port, { to: 'ops@eg.test' });
+    await wrong.logs.waitFor('delivery', (l) => l['qid'] === qid && l['status'] === 'sent');
+    expect(deliveryLines(wrong, qid!).map((l) => [l['relay'], l['status']])).toEqual([
+      ['eg', 'failover'],
+      ['backup', 'sent'],
+    ]);
+    expect(imap.logins).toEqual([]);
+
+    const relay = cleanup.add(await relayWith([entry('eg', SPECIAL)], { delivery: { waitSeconds: 10 } }), (r) => r.stop());
+    const reply = await send(relay.port, { to: 'ops@eg.test' });
+    expect(reply.response).toMatch(/^250 2\.0\.0 Ok: delivered/);
+    expect(imap.logins).toEqual(['eg user']);
+    expect(imap.commands.slice(-3)).toEqual(['a1 STARTTLS', 'a2 LOGIN "eg user" "Imap \\"quoted\\" \\\\ pass"', 'a3 LOGOUT']);
+    expect(smtp.messages).toHaveLength(1);
+
+    const dir = await mkdtemp(join(tmpdir(), 'smtp-sidecar-imap-'));
+    const path = join(dir, 'config.json');
+    await writeFile(path, JSON.stringify({ upstreams: [entry('eg', SPECIAL)] }));
+    const io = captureIo();
+    expect(await validateCommand({ config: path, connect: true }, io, connectCheck())).toBe(0);
+    expect(io.out()).toMatch(/eg\s+imap\s+ok\s+imap-before-smtp ok: logged in as eg user at 127\.0\.0\.1:\d+/);
+  });
+
+  it('refuses a cleartext POP3/IMAP password unless allowPlaintext, and any protocol but pop3 and imap', () => {
     const base = { name: 'eg', host: 'smtp.eg.test', security: 'none', receiveBeforeSend: { host: 'pop.eg.test', user: 'u', pass: 'p' } };
     const problems = (extra: object) =>
       configSchema.safeParse({ upstreams: [{ ...base, receiveBeforeSend: { ...base.receiveBeforeSend, ...extra } }] }).error?.issues.map((i) => i.message) ?? [];
     expect(problems({ security: 'none' })).toEqual(['security "none" would send the POP3 password in clear: use "tls" or "starttls" (or set allowPlaintext: true to accept that)']);
     expect(problems({ security: 'none', allowPlaintext: true })).toEqual([]);
-    expect(problems({ protocol: 'imap' })).toEqual(['only "pop3" is supported (IMAP-before-SMTP is not)']);
+    expect(problems({ protocol: 'imap', security: 'none' })).toEqual(['security "none" would send the IMAP password in clear: use "tls" or "starttls" (or set allowPlaintext: true to accept that)']);
+    expect(problems({ protocol: 'smtp' })).toHaveLength(1);
     const parsed = configSchema.parse({ upstreams: [base] }).upstreams[0];
     expect(parsed?.protocol === 'smtp' && parsed.receiveBeforeSend).toMatchObject({ protocol: 'pop3', security: 'tls', validMinutes: 5 });
   });
 
-  it('a POP3 server that is not there is an EPOP3 error naming host, port and security', async () => {
+  it('a POP3 server that is not there is an ERECEIVE error naming host, port and security', async () => {
     const pop = await startFakePop3({ users: {} });
     const port = pop.port;
     await pop.close();
     const config = { protocol: 'pop3' as const, host: '127.0.0.1', port, security: 'none' as const, user: 'u', pass: 'p', allowPlaintext: true, validMinutes: 5 };
     await expect(pop3Login({ config, ca: TLS_PEM.ca, rejectUnauthorized: true, minVersion: 'TLSv1.2', connectSeconds: 2, replySeconds: 2 })).rejects.toMatchObject({
-      code: 'EPOP3',
+      code: 'ERECEIVE',
       message: expect.stringMatching(/check receiveBeforeSend\.host, port and security/),
     });
   });
