@@ -18,6 +18,7 @@
  * are refused, which is exactly what a sendmail must not do.
  */
 import net from 'node:net';
+import { openUpstreamSocket } from '../delivery/open-socket.js';
 import type { SmtpStep } from './sysexits.js';
 
 export interface SmtpReply {
@@ -145,22 +146,12 @@ class ReplyReader {
   }
 }
 
+/** The relay's socket, opened like an upstream's (delivery/open-socket.ts), with errors in this client's words. */
 function connect(target: SubmitTarget): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no connection within ${Math.round(target.connectTimeoutMs / 1000)} s`));
-    }, target.connectTimeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new Error(err.code ?? err.message));
-    });
+  return openUpstreamSocket({ host: target.host, port: target.port, connectSeconds: target.connectTimeoutMs / 1000 }).catch((err: NodeJS.ErrnoException) => {
+    // the connect timer's own ETIMEDOUT has no syscall; a system error keeps its code (ECONNREFUSED, ...)
+    if (err.code === 'ETIMEDOUT' && err.syscall === undefined) throw new Error(`no connection within ${Math.round(target.connectTimeoutMs / 1000)} s`);
+    throw new Error(err.code ?? err.message);
   });
 }
 
