@@ -17,7 +17,7 @@
  * Verified in nodemailer 10.6.0 source (node_modules/nodemailer/dist/esm):
  * - TCP_NODELAY: nodemailer's SMTPConnection sets it itself on every connection, plain, TLS or proxied
  *   (smtp-connection/index.js:797-802, `_onConnect`: "Nagle would only hold a write back ...
- *   40ms on every message"), so nothing is needed here (LIBRARIES.md §9). The integration test
+ *   40ms on every message"), so nothing is needed here. The integration test
  *   "sets TCP_NODELAY on the upstream socket" guards it against a nodemailer upgrade.
  * - Each pooled connection builds its own XOAuth2 (smtp-raw.ts, as nodemailer's
  *   smtp-pool/pool-resource.js does), which asks the provisionCallback for a token; a failed

@@ -67,7 +67,7 @@ export const MICROSOFT_AUTHORITY_HOSTS: ReadonlySet<string> = new Set([
 export const CERTIFICATE_WARNING_DAYS = 30;
 const DAY_MS = 86_400_000;
 
-/** What to fix for the Entra errors admins actually meet (M365.md). */
+/** What to fix for the Entra (AADSTS) errors admins actually meet with the client-credentials flow. */
 const AADSTS_HINTS: Readonly<Record<string, string>> = {
   '7000215': 'the client secret is wrong: set clientSecret to the secret VALUE (not the secret ID) from the app registration',
   '7000222': 'the client secret has expired: create a new secret in the app registration and update clientSecret',

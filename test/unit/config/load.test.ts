@@ -8,7 +8,7 @@ import { encryptSecret, keyFromEnvironment } from '../../../src/config/secrets.j
 
 
 describe(parseConfig.name, () => {
-  it('fills the built-in defaults of DESIGN.md section 4', () => {
+  it('fills the built-in defaults of the config contract (docs/CONFIG.md)', () => {
     const c = parseConfig({});
     expect(c.listen).toMatchObject({ host: '127.0.0.1', port: 25, allowedClients: ['127.0.0.0/8', '::1/128'], maxMessageSizeMB: 35, maxRecipients: 100, bareLineFeeds: 'normalize' });
     expect(c.limits).toMatchObject({ maxAttachments: 50, maxAttachmentsTotalMB: 10 });

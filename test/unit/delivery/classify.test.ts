@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { RelayError } from '../../../src/core/errors.js';
 import { RULES, classifyError, classifyRejection, matchRule } from '../../../src/delivery/classify.js';
 
-/** A literal error in nodemailer's shape (see LIBRARIES.md §2 "Error shapes"). */
+/**
+ * A literal error in nodemailer's shape: `code` (EAUTH, EENVELOPE, EMESSAGE, ECONNECTION, ETIMEDOUT,
+ * ESOCKET, ...), and for server replies `responseCode`, `command` and `response` (the reply line).
+ */
 function nm(code: string, fields: { responseCode?: number; command?: string; response?: string; message?: string; originalCode?: string } = {}) {
   return Object.assign(new Error(fields.message ?? (fields.response !== undefined ? `failed: ${fields.response}` : code)), { code, ...fields });
 }
