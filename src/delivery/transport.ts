@@ -134,8 +134,8 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
   if (auth.type === 'oauth2') {
     for (const secret of [auth.clientSecret, auth.clientCertificate?.privateKey]) if (secret !== undefined) scrubber.add(auth.user, secret);
   }
-  // every configured login is forced: nodemailer skips AUTH silently when the server does not
-  // advertise it (LIBRARIES §2), smtp-raw.ts logs in regardless, so the server refuses instead
+  // every configured login is forced: nodemailer's transport skips AUTH silently when EHLO does
+  // not list it (unless forceAuth); smtp-raw.ts logs in regardless, so the server refuses instead
   let rawAuth: RawSmtpAuth | undefined;
   /** SASL handlers nodemailer runs instead of its own (PLAIN with an authorization id) */
   let customAuth: SaslOptions['customAuth'];

@@ -7,7 +7,7 @@
  * abort each request after `timeoutMs`; hand msal `{status, headers, body}` with the JSON body.
  * Never: put the proxy URL (it may carry user:password) or request bodies (client secret,
  * client assertion) into errors; follow redirects (a token POST must not be replayed elsewhere).
- * Assumes: msal-node 7 dropped `proxyUrl`/`customAgentOptions` (LIBRARIES §3), so this is the
+ * Assumes: msal-node 7 dropped `proxyUrl`/`customAgentOptions` (their node config has only a networkClient hook), so this is the
  * only way to reach Entra through a proxy; `ca` is PEM text (config holds a path: the caller
  * reads the file) and, when given, replaces the default trust store for these requests only.
  */
