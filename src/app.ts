@@ -7,20 +7,18 @@
  * config for new connections and attempts) and stop (listener first, then delivery, then pools).
  * Never: holds mail logic itself; a decision made here is wiring, not policy.
  */
-import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { INetworkModule } from '@azure/msal-node';
 import { type Clock, systemClock } from './core/clock.js';
 import { RETIRE_OLD_UPSTREAMS_MS } from './core/delays.js';
 import type { Logger, Spool, UpstreamSet } from './core/ports.js';
 import type { Config } from './config/schema.js';
-import { cleartextAdvice } from './config/cleartext.js';
-import { changedKeys, changedUpstreams } from './config/diff.js';
+import { planReload } from './config/reload-plan.js';
 import { TokenCache } from './delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from './delivery/credentials/token-status.js';
 import { Dispatcher } from './delivery/dispatch.js';
 import { buildUpstreamSet, OUTBOX } from './delivery/upstream-set.js';
-import { listenExposureWarnings } from './intake/exposure.js';
+import { buildAllowList } from './intake/allow-list.js';
 import { createReceiver } from './intake/receive.js';
 import { createSmtpListener, type SmtpListener } from './intake/smtp-listener.js';
 import { adminTokenPath } from './ops/admin-auth.js';
@@ -30,6 +28,7 @@ import { createMetrics, summarizeQueue, type RelayMetrics } from './ops/metrics.
 import { createReadinessCheck } from './ops/readiness.js';
 import { RecentDeliveries } from './ops/recent.js';
 import { SpoolAdmin } from './ops/spool-admin.js';
+import { logInsecureUpstreams, logStartupNotes } from './ops/startup-log.js';
 import { buildOverview, pageAssets } from './ops/status-page.js';
 import { createFailureNotifier } from './notify/notifier.js';
 import { OutcomeRecorder } from './outcome/record.js';
@@ -41,8 +40,6 @@ import { acquireSpoolLock, type SpoolLock } from './spool/spool-lock.js';
 
 export { OUTBOX };
 
-/** Keys the running listener or spool cannot change: they take effect at the next start. */
-const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.maxMessageSizeMB', 'listen.maxClients', 'listen.socketTimeoutSeconds', 'listen.shutdownGraceSeconds', 'delivery.spoolDir', 'log.level', 'log.format'];
 /** Queued entries read per /metrics scrape for the oldest-message age (the depth comes from the listing). */
 const QUEUE_GAUGE_SAMPLE = 20;
 /** How often the relay deletes failed mail older than delivery.failedRetentionDays. */
@@ -77,30 +74,6 @@ export interface App {
   reload(next: Config): string[];
 }
 
-/** The token status board, also counting fetches for /metrics. */
-class MeteredTokenStatusBoard extends TokenStatusBoard {
-  onFetched: ((upstream: string, expiresOnMs: number) => void) | undefined;
-  override recordSuccess(upstream: string, at: { readonly nowMs: number; readonly expiresOnMs: number }): void {
-    super.recordSuccess(upstream, at);
-    this.onFetched?.(upstream, at.expiresOnMs);
-  }
-}
-
-export function buildAllowList(cidrs: readonly string[]): (address: string) => boolean {
-  const list = new BlockList();
-  for (const entry of cidrs) {
-    const [ip, bits] = entry.split('/') as [string, string | undefined];
-    const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(ip, family);
-    else list.addSubnet(ip, Number(bits), family);
-  }
-  return (address) => {
-    const family = isIP(address);
-    if (family === 0) return false;
-    return list.check(address, family === 6 ? 'ipv6' : 'ipv4');
-  };
-}
-
 
 export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   let current: Config = initial;
@@ -111,7 +84,8 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
   const spool = overrides.spool ?? new FsSpool({ dir: resolve(initial.delivery.spoolDir), fsync: initial.delivery.fsync, clock, log: logger });
   const health = new UpstreamHealth(clock, () => config().delivery.upstreamDownSeconds);
   const rate = new RateLimiter(clock);
-  const tokens = new MeteredTokenStatusBoard();
+  // token fetches are counted in /metrics (built below; called only once a token arrives)
+  const tokens = new TokenStatusBoard({ onFetched: (upstream, expiresOnMs) => metrics.tokenFetched(upstream, expiresOnMs) });
   const tokenCache = new TokenCache({ clock });
   const buildSet = (cfg: Config): UpstreamSet =>
     buildUpstreamSet(cfg, {
@@ -129,9 +103,6 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     await set.close();
   };
   const upstreamOrder = () => upstreams.names;
-  const warnInsecure = (list: Config['upstreams']): void => {
-    for (const u of list) if (!u.tls.rejectUnauthorized) logger.warn({ upstream: u.name }, 'upstream.tls-insecure');
-  };
 
   const metrics = createMetrics({
     // a directory listing and the oldest few entries per scrape, not every spool file
@@ -143,7 +114,6 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     tokens: () => tokens.snapshot(),
     failed: () => spool.failedQids().then((qids) => qids.length),
   });
-  tokens.onFetched = (upstream, expiresOnMs) => metrics.tokenFetched(upstream, expiresOnMs);
 
   const recent = new RecentDeliveries();
   const recorder = new OutcomeRecorder({
@@ -234,16 +204,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       // One relay per spool: taken before anything reads or cleans it (throws SpoolLockedError).
       spoolLock = await acquireSpoolLock(spool.dir, { command: 'relay', create: true });
       if (spoolLock.replaced !== undefined) logger.warn({ pid: spoolLock.replaced.pid, since: spoolLock.replaced.since }, 'spool.stale-lock-replaced');
-      if (cfg.upstreams.length === 0) {
-        logger.warn({ outboxDir: resolve(cfg.delivery.outboxDir) }, 'upstreams.outbox');
-      } else {
-        logger.info({ upstreams: cfg.upstreams.map((u) => (u.protocol === 'graph' ? { name: u.name, protocol: u.protocol, endpoint: u.graph.endpoint, mailbox: u.auth.user, auth: u.auth.type } : { name: u.name, host: u.host, port: u.port, security: u.security, auth: u.auth.type })) }, 'upstreams');
-      }
-      warnInsecure(cfg.upstreams);
-      for (const a of cleartextAdvice(cfg)) if (a.level === 'warning') logger.warn({ upstream: a.upstream, key: a.path, detail: a.message }, 'upstream.auth-plaintext');
-      for (const warning of listenExposureWarnings(cfg.listen.host, cfg.listen.allowedClients)) {
-        logger.warn({ host: cfg.listen.host, kind: warning.kind, detail: warning.message }, 'listen.exposed');
-      }
+      logStartupNotes(cfg, logger);
       const recovered = await spool.recover();
       logger.info({ spoolDir: spool.dir, queued: recovered.entries.length, removedTmp: recovered.removedTmp, quarantined: recovered.quarantined }, 'spool.recovered');
       const address = await listener.listen();
@@ -263,13 +224,10 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
       return { smtpPort: address.port, httpPort };
     },
     reload(next) {
-      const changed = changedKeys(current, next);
-      const needsRestart = changed.filter((k) => RESTART_KEYS.some((r) => k === r || k.startsWith(`${r}.`) || k.startsWith(`${r}[`)));
-      const upstreamChanged = changed.some((k) => k.startsWith('upstreams') || k === 'listen.hostname' || k === 'log.trace');
+      const plan = planReload(current, next);
       // Build the new set before touching anything: a reload that cannot build it (an
       // unreadable tls.ca, say) throws here and the running config stays as it was.
-      const fresh = upstreamChanged ? buildSet(next) : undefined;
-      const previous = current;
+      const fresh = plan.rebuildUpstreams ? buildSet(next) : undefined;
       current = next;
       allowed = buildAllowList(next.listen.allowedClients);
       if (fresh !== undefined) {
@@ -280,11 +238,11 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         setTimeout(() => void retire(old), RETIRE_OLD_UPSTREAMS_MS).unref();
       }
       // an upstream whose settings changed is tried at once: its down mark was about the old settings
-      const changedNames = changedUpstreams(previous, next);
-      const clearedDown = changedNames.filter((name) => health.clearDown(name));
-      warnInsecure(next.upstreams.filter((u) => changedNames.includes(u.name)));
-      logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}), ...(clearedDown.length > 0 ? { clearedDown: clearedDown } : {}) }, 'config.changed');
-      return changed;
+      const clearedDown = plan.changedUpstreams.filter((name) => health.clearDown(name));
+      logInsecureUpstreams(next.upstreams.filter((u) => plan.changedUpstreams.includes(u.name)), logger);
+      const { changed, needsRestart } = plan;
+      logger.info({ changed, ...(needsRestart.length > 0 ? { needsRestart } : {}), ...(clearedDown.length > 0 ? { clearedDown } : {}) }, 'config.changed');
+      return [...changed];
     },
     async stop() {
       logger.info({ openConnections: listener.openConnections }, 'stopping');

@@ -37,8 +37,15 @@ interface MutableTokenStatus {
   certificateWarning?: string;
 }
 
+export interface TokenStatusBoardOptions {
+  /** told of every token obtained (the relay counts them in /metrics) */
+  readonly onFetched?: (upstream: string, expiresOnMs: number) => void;
+}
+
 export class TokenStatusBoard {
   private readonly byUpstream = new Map<string, MutableTokenStatus>();
+
+  constructor(private readonly options: TokenStatusBoardOptions = {}) {}
 
   private entry(upstream: string): MutableTokenStatus {
     let status = this.byUpstream.get(upstream);
@@ -61,6 +68,7 @@ export class TokenStatusBoard {
     status.expiresAt = new Date(at.expiresOnMs).toISOString();
     status.lastError = undefined;
     status.lastErrorAt = undefined;
+    this.options.onFetched?.(upstream, at.expiresOnMs);
   }
 
   recordFailure(upstream: string, at: { readonly nowMs: number; readonly message: string }): void {

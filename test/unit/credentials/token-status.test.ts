@@ -116,3 +116,14 @@ describe('client certificate expiry warning (createOAuth2TokenSource)', () => {
     ).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
   });
 });
+
+describe('TokenStatusBoard onFetched (the /metrics token counter)', () => {
+  it('is told of each token obtained, never of a failed fetch', () => {
+    const fetched: [string, number][] = [];
+    const board = new TokenStatusBoard({ onFetched: (upstream, expiresOnMs) => fetched.push([upstream, expiresOnMs]) });
+    board.recordFailure('m365', { nowMs: 1_000, message: 'AADSTS7000215: invalid client secret' });
+    board.recordSuccess('m365', { nowMs: 2_000, expiresOnMs: 3_602_000 });
+    expect(fetched).toEqual([['m365', 3_602_000]]);
+    expect(board.get('m365')?.fetches).toBe(2);
+  });
+});
