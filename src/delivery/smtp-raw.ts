@@ -17,21 +17,15 @@
  *   MimeNode's envelope normalisation (punycode for an IDN domain, quoting, duplicates), as
  *   sendMail did.
  *
- * The one nodemailer internal used (pinned by test/unit/delivery/smtp-raw-internals.test.ts):
- * SMTPConnection.send() asks `this._createSendStream(callback)` for the stream it pipes the
- * message into after the 354, and reads `outByteCount` from it. RawConnection returns a
- * DotStuffer there instead of nodemailer's DataStream (same bytes out, see dot-stuff.ts); the
- * rest of _createSendStream (queue the final-reply handler `_actionSMTPStream`, remember the
- * stream in `_currentDataStream` so close() can unpipe it, pipe it into the socket without
- * ending it) is copied from nodemailer 10.6.0, minus LMTP and debug logging, which we never use.
+ * The one nodemailer internal used, RawConnection (DotStuffer instead of nodemailer's
+ * DataStream), lives with the others in nodemailer-internals.ts, pinned by its test.
  */
 import { createReadStream } from 'node:fs';
-import type { Socket } from 'node:net';
 import MimeNode from 'nodemailer/lib/mime-node';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { XOAuth2ProvisionCallback } from 'nodemailer/lib/xoauth2';
-import { DotStuffer } from './dot-stuff.js';
+import { RawConnection } from './nodemailer-internals.js';
 import { asNodemailerError, openUpstreamSocket } from './open-socket.js';
 
 export type RawSmtpAuth =
@@ -73,35 +67,6 @@ export interface RawSmtpPool {
   close(): void;
   /** open or opening connections */
   readonly connections: number;
-}
-
-type SendCallback = (err: Error | null, result?: string) => void;
-
-/** The SMTPConnection members _createSendStream uses (not in nodemailer's type declarations). */
-interface SendStreamInternals {
-  _responseActions: ((reply: string) => void)[];
-  _actionSMTPStream(reply: string, callback: SendCallback): void;
-  _currentDataStream: unknown;
-  _socket: Socket;
-}
-
-/** An SMTPConnection whose message data goes through DotStuffer instead of DataStream. */
-class RawConnection extends SMTPConnection {
-  /** true once the current send started writing message bytes (after the server's 354) */
-  bodyStarted = false;
-
-  _createSendStream(callback: SendCallback): DotStuffer {
-    const self = this as unknown as SendStreamInternals;
-    const stream = new DotStuffer();
-    this.bodyStarted = true;
-    self._responseActions.push((reply) => self._actionSMTPStream(reply, callback));
-    self._currentDataStream = stream;
-    stream.pipe(self._socket, { end: false });
-    stream.once('end', () => {
-      if (self._currentDataStream === stream) self._currentDataStream = false;
-    });
-    return stream;
-  }
 }
 
 interface Slot {

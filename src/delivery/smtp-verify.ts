@@ -15,7 +15,6 @@
  *   mapping the transport uses; the token comes from the upstream's own TokenSource.
  */
 import net from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
@@ -34,6 +33,7 @@ import {
   withHint,
 } from './connect-hints.js';
 import { smtpConnectionOptions } from './connection-options.js';
+import { secureSocketOf, sendCommand } from './nodemailer-internals.js';
 import { openUpstreamSocket } from './open-socket.js';
 import { pop3Login, pop3LoginOptions, pop3Port } from './pop3-before-smtp.js';
 import { saslOptions } from './sasl.js';
@@ -111,7 +111,7 @@ async function runSteps(upstream: UpstreamConfig, deps: SmtpVerifyDeps, report: 
     transactionLog: true,
     debug: false,
   });
-  const ended = new Promise<void>((resolve) => connection.once('end', () => resolve()));
+  const ended = watchEnd(connection);
   // errors after a step's callback (e.g. a late socket error) must not become an unhandled 'error' event
   connection.on('error', () => undefined);
 
@@ -232,8 +232,8 @@ function ehloSummary(reply: string): string {
 }
 
 function tlsDetail(connection: SMTPConnection): string {
-  const socket = connection._socket as TLSSocket | false | null;
-  if (socket === false || socket === null || typeof socket.getProtocol !== 'function') return 'encrypted';
+  const socket = secureSocketOf(connection);
+  if (socket === undefined) return 'encrypted';
   const protocol = socket.getProtocol() ?? 'TLS';
   const peer = socket.getPeerCertificate();
   const subject = peer?.subject?.CN;
@@ -358,25 +358,6 @@ async function authenticate(upstream: UpstreamConfig, connection: SMTPConnection
   return true;
 }
 
-/** nodemailer's internals used to send one command and read its reply (pinned by smtp-raw.ts's tests too). */
-interface CommandInternals {
-  _responseActions: ((reply: string) => void)[];
-  _sendCommand(command: string): void;
-}
-
-/** One command and its reply, bounded by socketSeconds; undefined when no reply came. */
-function command(connection: SMTPConnection, line: string, timeoutMs: number): Promise<string | undefined> {
-  const internals = connection as unknown as CommandInternals;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), timeoutMs);
-    internals._responseActions.push((reply) => {
-      clearTimeout(timer);
-      resolve(reply);
-    });
-    internals._sendCommand(line);
-  });
-}
-
 /**
  * Without auth configured, delivery's first command is MAIL FROM: a server that requires AUTH
  * refuses it (530 5.7.0), and every message would then fail. Ask it once (MAIL FROM:<>, then
@@ -384,7 +365,7 @@ function command(connection: SMTPConnection, line: string, timeoutMs: number): P
  */
 async function mailWithoutAuth(upstream: UpstreamConfig, connection: SMTPConnection, report: Report): Promise<boolean> {
   const timeoutMs = upstream.timeouts.socketSeconds * 1000;
-  const reply = await command(connection, 'MAIL FROM:<>', timeoutMs);
+  const reply = await sendCommand(connection, 'MAIL FROM:<>', timeoutMs);
   if (reply === undefined) {
     report('mail', 'failed', `no reply to MAIL FROM within ${upstream.timeouts.socketSeconds} s`);
     return false;
@@ -393,7 +374,7 @@ async function mailWithoutAuth(upstream: UpstreamConfig, connection: SMTPConnect
     report('mail', 'failed', withHint(`MAIL FROM refused: ${firstLine(reply)}`, 'the server requires authentication: configure auth (type "login" or "plain" with user and pass, or "oauth2")'));
     return false;
   }
-  await command(connection, 'RSET', timeoutMs);
+  await sendCommand(connection, 'RSET', timeoutMs);
   report('mail', 'ok', /^2/.test(reply) ? `MAIL FROM accepted without AUTH: ${firstLine(reply)}` : `MAIL FROM:<> answered ${firstLine(reply)} (no demand for authentication)`);
   return true;
 }
@@ -401,19 +382,36 @@ async function mailWithoutAuth(upstream: UpstreamConfig, connection: SMTPConnect
 // ---------------------------------------------------------------------------------------------
 // QUIT
 
+/** Whether the session is over, from the public API: SMTPConnection emits 'end' once its socket closed. */
+interface EndWatch {
+  readonly closed: boolean;
+  readonly promise: Promise<void>;
+}
+
+function watchEnd(connection: SMTPConnection): EndWatch {
+  const watch = { closed: false, promise: Promise.resolve() };
+  watch.promise = new Promise<void>((resolve) =>
+    connection.once('end', () => {
+      watch.closed = true;
+      resolve();
+    }),
+  );
+  return watch;
+}
+
 async function quit(
   upstream: UpstreamConfig,
   connection: SMTPConnection,
   transcript: Transcript,
-  ended: Promise<void>,
+  ended: EndWatch,
   report: Report,
 ): Promise<void> {
-  if (connection.destroyed || connection._socket === false || connection._socket === null || connection._socket.destroyed) return;
+  if (connection.destroyed || ended.closed) return;
   const before = transcript.exchanges.length;
   connection.quit();
   let timer: NodeJS.Timeout | undefined;
   const boundMs = Math.min(upstream.timeouts.socketSeconds, 5) * 1000;
-  await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
+  await Promise.race([ended.promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
   clearTimeout(timer);
   const reply = transcript.since(before).find((e) => e.command === 'QUIT');
   report('quit', 'ok', reply === undefined ? '' : firstLine(reply.reply));

@@ -1,11 +1,14 @@
 /**
- * Pins the nodemailer internals src/delivery/smtp-raw.ts (RawConnection) relies on to send the
- * message through DotStuffer instead of nodemailer's DataStream.
+ * Pins the nodemailer internals src/delivery/nodemailer-internals.ts relies on: the TLSSocket
+ * in `_socket` after an upgrade (validate's TLS line), one command through `_sendCommand` and
+ * `_responseActions` (validate's MAIL FROM probe), and `_createSendStream` (the raw sender's
+ * DotStuffer instead of DataStream).
  *
- * If this fails after a nodemailer upgrade: read the new SMTPConnection.send() and
- * _createSendStream() (node_modules/nodemailer/dist/esm/smtp-connection/index.js), update
- * RawConnection._createSendStream() to match, check DotStuffer still equals DataStream
- * (test/unit/delivery/dot-stuff.test.ts), then update the shapes and the version list below.
+ * If this fails after a nodemailer upgrade: read the new code named in the failure
+ * (node_modules/nodemailer/dist/esm/smtp-connection/index.js), update nodemailer-internals.ts
+ * to match (for _createSendStream also check DotStuffer still equals DataStream,
+ * test/unit/delivery/dot-stuff.test.ts), then update the shapes and the version list below.
+ * Do not just update the strings.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,7 +16,9 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { describe, expect, it } from 'vitest';
 
 const VERIFIED_VERSIONS = ['10.6.0'];
-const HINT = 'nodemailer changed the internals RawConnection (src/delivery/smtp-raw.ts) overrides: re-read send() and _createSendStream() and update the override';
+const HINT = 'nodemailer changed the internals RawConnection (src/delivery/nodemailer-internals.ts) overrides: re-read send() and _createSendStream() and update the override';
+const TLS_HINT = 'nodemailer changed how it keeps the upgraded TLS socket: re-read _upgradeConnection() and update secureSocketOf() in src/delivery/nodemailer-internals.ts';
+const COMMAND_HINT = 'nodemailer changed how it sends a command and hands out the reply: re-read _sendCommand() and _processResponse() and update sendCommand() in src/delivery/nodemailer-internals.ts';
 
 const normalize = (source: string): string => source.replace(/\/\/[^\n]*/g, '').replace(/\s+/g, ' ').trim();
 const proto = SMTPConnection.prototype as unknown as Record<string, unknown>;
@@ -64,7 +69,7 @@ const CREATE_SEND_STREAM_SHAPE = normalize(`_createSendStream(callback) {
         return dataStream;
     }`);
 
-describe('nodemailer internals behind the raw sender', () => {
+describe('nodemailer internals', () => {
   it('is a verified nodemailer version', () => {
     const pkgPath = createRequire(import.meta.url).resolve('nodemailer/package.json');
     const version = (JSON.parse(readFileSync(pkgPath, 'utf8')) as { version: string }).version;
@@ -82,5 +87,20 @@ describe('nodemailer internals behind the raw sender', () => {
     expect(send, HINT).toContain('message.pipe(stream);');
     expect(send, HINT).toContain('stream.write(message); stream.end();');
     expect(typeof proto['_actionSMTPStream'], HINT).toBe('function');
+  });
+
+  it('_upgradeConnection() keeps the socket tls.connect() returns in _socket, then sets secure', () => {
+    const upgrade = source('_upgradeConnection');
+    expect(upgrade, TLS_HINT).toContain('this._socket = tls.connect(opts, () => { this._clearPhase(); this.secure = true;');
+    expect(source('connect'), TLS_HINT).toContain('this._socket = this.options.connection;');
+    expect(new SMTPConnection({})._socket, TLS_HINT).toBe(false);
+  });
+
+  it('_sendCommand() writes one line to the socket and _processResponse() gives the next reply to the first of _responseActions', () => {
+    expect(source('_sendCommand'), COMMAND_HINT).toContain("socket.write(Buffer.from(str + '\\r\\n', 'utf-8'));");
+    const processResponse = source('_processResponse');
+    expect(processResponse, COMMAND_HINT).toContain('const action = this._responseActions.shift();');
+    expect(processResponse, COMMAND_HINT).toContain('action.call(this, str);');
+    expect((new SMTPConnection({}) as unknown as { _responseActions: unknown })._responseActions, COMMAND_HINT).toEqual([]);
   });
 });
