@@ -2,16 +2,8 @@
 /** bin entry: argv → command → exit code. No logic lives here. */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ENCRYPT_HELP, encryptCommand } from './cli/encrypt.js';
 import { EXIT } from './cli/exit-codes.js';
-import { HEALTH_HELP, healthCommand } from './cli/health.js';
 import { processIo } from './cli/io.js';
-import { QUEUE_HELP, queueCommand } from './cli/queue.js';
-import { SEND_TEST_HELP, sendTestCommand } from './cli/send-test.js';
-import { sendmailCommand } from './cli/sendmail.js';
-import { START_HELP, startCommand } from './cli/start.js';
-import { VALIDATE_HELP, validateCommand } from './cli/validate.js';
-import { connectCheck } from './cli/validate-connect.js';
 import { DEFAULT_CONFIG_PATH } from './config/load.js';
 import { packageVersion } from './core/version.js';
 
@@ -35,11 +27,11 @@ Exit codes: 0 success, 1 runtime failure, 2 usage error or invalid config.
 async function main(argv: string[], invokedAs: string): Promise<number> {
   const io = processIo();
   // Run as /usr/sbin/sendmail (a symlink to this file): the whole argv is sendmail's.
-  if (invokedAs === 'sendmail') return sendmailCommand(argv, io);
+  if (invokedAs === 'sendmail') return (await import('./cli/sendmail.js')).sendmailCommand(argv, io);
   const [command, ...rest] = argv;
   if (command === '--version' || command === '-V' || command === 'version') return io.stdout(`smtp-sidecar ${packageVersion()}\n`), EXIT.OK;
   // sendmail's options (-FCronDaemon, -oem, -t ...) are not ours: it parses its own argv.
-  if (command === 'sendmail') return sendmailCommand(rest, io);
+  if (command === 'sendmail') return (await import('./cli/sendmail.js')).sendmailCommand(rest, io);
   let parsed;
   try {
     parsed = parseArgs({
@@ -68,24 +60,36 @@ async function main(argv: string[], invokedAs: string): Promise<number> {
   }
   const { values, positionals } = parsed;
   switch (command) {
-    case 'start':
+    case 'start': {
+      const { START_HELP, startCommand } = await import('./cli/start.js');
       if (values.help) return io.stdout(START_HELP), EXIT.OK;
       return startCommand({ config: values.config, pretty: values.pretty, watch: values.watch }, io);
-    case 'validate':
+    }
+    case 'validate': {
+      const { VALIDATE_HELP, validateCommand } = await import('./cli/validate.js');
       if (values.help) return io.stdout(VALIDATE_HELP), EXIT.OK;
-      return validateCommand({ config: values.config, connect: values.connect }, io, connectCheck());
-    case 'send-test':
+      return validateCommand({ config: values.config, connect: values.connect }, io, (await import('./cli/validate-connect.js')).connectCheck());
+    }
+    case 'send-test': {
+      const { SEND_TEST_HELP, sendTestCommand } = await import('./cli/send-test.js');
       if (values.help) return io.stdout(SEND_TEST_HELP), EXIT.OK;
       return sendTestCommand({ config: values.config, to: values.to, from: values.from, upstream: values.upstream, via: values.via }, io);
-    case 'queue':
+    }
+    case 'queue': {
+      const { QUEUE_HELP, queueCommand } = await import('./cli/queue.js');
       if (values.help) return io.stdout(QUEUE_HELP), EXIT.OK;
       return queueCommand({ config: values.config, args: positionals, json: values.json, all: values.all, failed: values.failed, olderThan: values['older-than'] }, io);
-    case 'encrypt':
+    }
+    case 'encrypt': {
+      const { ENCRYPT_HELP, encryptCommand } = await import('./cli/encrypt.js');
       if (values.help) return io.stdout(ENCRYPT_HELP), EXIT.OK;
       return encryptCommand(io);
-    case 'health':
+    }
+    case 'health': {
+      const { HEALTH_HELP, healthCommand } = await import('./cli/health.js');
       if (values.help) return io.stdout(HEALTH_HELP), EXIT.OK;
       return healthCommand({ config: values.config }, io);
+    }
     case undefined:
     case 'help':
     case '--help':

@@ -7,8 +7,8 @@
  *   apart). Attachment sizes come from each part's ENCODED length (see `EncodedSize`): no part
  *   is decoded, and no body byte is kept once counted, so the memory a message costs here is
  *   its MIME header blocks plus a few buffers, whatever the size or kind of its bodies (text,
- *   HTML, attachments, malformed). Only the top-level header block goes through mailparser
- *   (its address and encoded-word decoding), never a body.
+ *   HTML, attachments, malformed). The top-level header fields are decoded as mailparser
+ *   decodes them (see `buildFacts`), from the lines the splitter already parsed.
  * Never: keep body bytes (text bodies included); decode an attachment; let `input` emit
  *   'error' (the facts promise is the one error channel; after a failure `input` accepts and
  *   discards the rest so the caller's feed loop never stalls); leave the promise unsettled
@@ -29,8 +29,8 @@
 import { Writable } from 'node:stream';
 import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode } from '@zone-eu/mailsplit';
-import { MailParser } from 'mailparser';
-import type { AddressObject, EmailAddress, Headers, HeaderValue } from 'mailparser';
+import libmime from 'libmime';
+import { decodeWords, parseMailboxes } from '../core/address-list.js';
 import { RelayError } from '../core/errors.js';
 import type { Mailbox, MessageFacts } from '../core/types.js';
 
@@ -146,7 +146,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const splitter = new Splitter({ maxHeadSize: maxHeaderBytes });
 
-  let rootHeader: Promise<{ headers: Headers | undefined; lines: readonly HeaderLine[] }> | undefined;
+  let rootLines: readonly HeaderLine[] | undefined;
   const tally: AttachmentTally = { count: 0, totalBytes: 0, inlineCount: 0, inlineBytes: 0 };
   let part: CountedPart | undefined;
   const closePart = (): void => {
@@ -183,7 +183,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
     if (data.type === 'node') {
       closePart();
       const node = data;
-      if (node.root) rootHeader ??= parseRootHeader(node.getHeaders());
+      if (node.root && node.headers !== false) rootLines ??= node.headers.getList();
       if (node.multipart !== false) return;
       // an embedded message the splitter descends into is a container: its parts are counted
       if (node.contentType === 'message/rfc822' && node.messageNode === true) return;
@@ -202,15 +202,15 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
   events.on('end', () => {
     if (settled) return;
     closePart();
-    const header = rootHeader ?? Promise.resolve({ headers: undefined, lines: [] });
-    header.then(
-      ({ headers, lines }) => {
-        if (settled) return;
-        settled = true;
-        resolveFacts(buildFacts(headers, lines, tally));
-      },
-      (err: unknown) => fail(toRelayError(err, maxHeaderBytes, undefined)),
-    );
+    let result: MessageFacts;
+    try {
+      result = buildFacts(rootLines ?? [], tally);
+    } catch (err) {
+      fail(toRelayError(err, maxHeaderBytes, undefined));
+      return;
+    }
+    settled = true;
+    resolveFacts(result);
   });
   // Insurance: a splitter that closes without 'end' or 'error' still settles the promise.
   events.on('close', () => {
@@ -248,35 +248,6 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
   return { input, facts };
 }
 
-/**
- * mailparser's header decoding (addresses, groups, RFC 2047 words, charsets) applied to the
- * top-level header block alone: the block is parsed as a message with an empty body.
- */
-function parseRootHeader(block: Buffer): Promise<{ headers: Headers | undefined; lines: readonly HeaderLine[] }> {
-  return new Promise((resolve, reject) => {
-    const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHeadSize: Number.MAX_SAFE_INTEGER });
-    let headers: Headers | undefined;
-    let lines: readonly HeaderLine[] = [];
-    parser.on('headers', (h: Headers) => {
-      headers ??= h;
-    });
-    parser.on('headerLines', (l: readonly HeaderLine[]) => {
-      if (lines.length === 0) lines = l;
-    });
-    parser.on('data', (data: { type: string; release?: (() => void) | null; content?: NodeJS.ReadableStream }) => {
-      // the body is empty; anything that still shows up is drained and released
-      if (data.type === 'attachment') {
-        data.content?.resume();
-        data.release?.();
-      }
-    });
-    parser.on('error', reject);
-    parser.on('end', () => resolve({ headers, lines }));
-    // the blank line ends the header block even when the message has no body separator
-    parser.end(Buffer.concat([block, Buffer.from('\r\n\r\n')]));
-  });
-}
-
 /** Bytes of the MIME header block the splitter was reading when it failed (its own field). */
 function headerBytesOfFailedNode(splitter: Splitter): number | undefined {
   const node = (splitter as unknown as { node?: { _headerlen?: unknown } }).node;
@@ -308,43 +279,47 @@ function toRelayError(err: unknown, maxHeaderBytes: number, failedHeaderBytes: n
   return new RelayError('E_MALFORMED_MESSAGE', { cause: err, logMessage: `message could not be parsed: ${message}` });
 }
 
-function buildFacts(headers: Headers | undefined, headerLines: readonly HeaderLine[], tally: AttachmentTally): MessageFacts {
-  const get = (key: string): HeaderValue | undefined => headers?.get(key);
+/**
+ * A field's value as mailparser gives it: unfolded and trimmed, its 8-bit bytes read as UTF-8
+ * (the splitter keeps header lines as binary strings).
+ */
+function fieldValue(line: string): string {
+  const value = (libmime.decodeHeader(line).value || '').toString().trim();
+  return Buffer.from(value, 'binary').toString();
+}
+
+/**
+ * The facts of the top-level header, with mailparser's rules (so policies see what they saw
+ * when mailparser read the header): From, Sender and Reply-To from their first field, To and Cc
+ * from every field; Subject the first non-empty one, RFC 2047 decoded; Message-ID the first
+ * non-empty one, decoded and put in angle brackets.
+ */
+function buildFacts(lines: readonly HeaderLine[], tally: AttachmentTally): MessageFacts {
+  const values = (key: string): string[] => lines.filter((l) => l.key === key).map((l) => fieldValue(l.line));
+  const first = (key: string): string[] => values(key).slice(0, 1);
+  const subject = values('subject')
+    .map(decodeWords)
+    .find((v) => v !== '');
+  const messageId = values('message-id')
+    .map(decodeWords)
+    .find((v) => v !== '');
   return {
-    from: mailboxes(get('from')),
-    sender: mailboxes(get('sender'))[0],
-    replyTo: mailboxes(get('reply-to')),
-    to: mailboxes(get('to')),
-    cc: mailboxes(get('cc')),
-    subject: firstString(get('subject')),
-    messageId: firstString(get('message-id')),
-    date: rawValue(headerLines, 'date'),
+    from: parseMailboxes(first('from')),
+    sender: parseMailboxes(first('sender'))[0],
+    replyTo: parseMailboxes(first('reply-to')),
+    to: parseMailboxes(values('to')),
+    cc: parseMailboxes(values('cc')),
+    subject,
+    messageId: messageId === undefined ? undefined : messageIdFormat(messageId),
+    date: rawValue(lines, 'date'),
     attachments: { ...tally },
-    headerNames: headerLines.map((l) => l.key.toLowerCase()).filter((k) => k !== ''),
+    headerNames: lines.map((l) => l.key.toLowerCase()).filter((k) => k !== ''),
   };
 }
 
-function isAddressObject(value: unknown): value is AddressObject {
-  return typeof value === 'object' && value !== null && Array.isArray((value as { value?: unknown }).value);
-}
-
-/** Every mailbox of an address header (repeated headers and groups flattened). */
-function mailboxes(value: HeaderValue | undefined): Mailbox[] {
-  const objects = Array.isArray(value) ? value : [value];
-  const out: Mailbox[] = [];
-  const visit = (entries: readonly EmailAddress[]): void => {
-    for (const entry of entries) {
-      if (entry.group) visit(entry.group);
-      else if (entry.address) out.push({ name: entry.name ?? '', address: entry.address });
-    }
-  };
-  for (const object of objects) if (isAddressObject(object)) visit(object.value);
-  return out;
-}
-
-function firstString(value: HeaderValue | undefined): string | undefined {
-  const first = Array.isArray(value) ? value[0] : value;
-  return typeof first === 'string' ? first : undefined;
+/** mailparser's ensureMessageIDFormat: angle brackets added where missing. */
+function messageIdFormat(value: string): string {
+  return `${value.startsWith('<') ? '' : '<'}${value}${value.endsWith('>') ? '' : '>'}`;
 }
 
 /** The raw (unfolded, trimmed) text of the first top-level field with this name. */

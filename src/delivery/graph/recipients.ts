@@ -14,27 +14,15 @@
  *
  * Does: compute the header edits (pure). Never: add an address that is not in the envelope.
  * Assumes: header values are raw (unfolded) field bodies; names are RFC 2047-decoded by
- *   mailparser's address parser and encoded again by core/address.ts formatMailbox.
+ *   core/address-list.ts (mailparser's rules) and encoded again by core/address.ts formatMailbox.
  */
-import { parseAddressHeader } from 'mailparser';
+import { parseMailboxes } from '../../core/address-list.js';
 import { formatMailbox } from '../../core/address.js';
 import type { Mailbox } from '../../core/types.js';
 import type { TopHeaderEdit } from './mime.js';
 
 /** Every mailbox of address-list field values (groups flattened), names decoded. */
-export function mailboxes(values: readonly string[]): Mailbox[] {
-  if (values.length === 0) return [];
-  const parsed = parseAddressHeader([...values]);
-  const flat: Mailbox[] = [];
-  const walk = (entries: readonly { address?: string; name?: string; group?: readonly unknown[] }[]): void => {
-    for (const e of entries) {
-      if (Array.isArray(e.group)) walk(e.group as typeof entries);
-      else if (typeof e.address === 'string' && e.address !== '') flat.push({ name: e.name ?? '', address: e.address });
-    }
-  };
-  walk(parsed.value as unknown as { address?: string; name?: string; group?: readonly unknown[] }[]);
-  return flat;
-}
+export const mailboxes = (values: readonly string[]): Mailbox[] => parseMailboxes(values);
 
 const key = (address: string): string => address.toLowerCase();
 

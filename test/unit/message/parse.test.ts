@@ -59,6 +59,27 @@ describe(createFactsParser.name, () => {
     expect(facts.attachments).toEqual({ count: 0, totalBytes: 0, inlineCount: 0, inlineBytes: 0 });
   });
 
+  it('reads repeated and unusual header fields as mailparser does', async () => {
+    const raw = Buffer.concat([
+      Buffer.from(
+        [
+          'From: first@example.com',
+          'From: second@example.com',
+          'Subject: =?UTF-8?Q??=',
+          'Message-ID:',
+          'Message-ID: no-brackets@example.com',
+          'To: <info@xn--bro-hoa.example>',
+        ].join(CRLF) + CRLF,
+      ),
+      Buffer.from(`Subject: 8-bit Grüße${CRLF}Subject: third${CRLF}${CRLF}body${CRLF}`, 'utf8'),
+    ]);
+    const facts = await parse(raw);
+    expect(facts.from).toEqual([{ name: '', address: 'first@example.com' }]);
+    expect(facts.subject).toBe('8-bit Grüße');
+    expect(facts.messageId).toBe('<no-brackets@example.com>');
+    expect(facts.to).toEqual([{ name: '', address: 'info@büro.example' }]);
+  });
+
   it('counts attachments and decoded bytes, inline (related) parts also apart', async () => {
     const raw = await compose({
       from: 'a@example.com',
