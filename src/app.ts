@@ -9,8 +9,8 @@
  */
 import { resolve } from 'node:path';
 import type { INetworkModule } from '@azure/msal-node';
-import { type Clock, systemClock } from './core/clock.js';
-import { RETIRE_OLD_UPSTREAMS_MS } from './core/delays.js';
+import { type Clock, every, systemClock, type Timer } from './core/clock.js';
+import { FAILED_RETENTION_CHECK_MS, RETIRE_OLD_UPSTREAMS_MS } from './core/delays.js';
 import type { Logger, Spool, UpstreamSet } from './core/ports.js';
 import type { Config } from './config/schema.js';
 import { planReload } from './config/reload-plan.js';
@@ -42,8 +42,6 @@ export { OUTBOX };
 
 /** Queued entries read per /metrics scrape for the oldest-message age (the depth comes from the listing). */
 const QUEUE_GAUGE_SAMPLE = 20;
-/** How often the relay deletes failed mail older than delivery.failedRetentionDays. */
-const FAILED_RETENTION_CHECK_MS = 3_600_000;
 
 export interface AppOverrides {
   readonly clock?: Clock;
@@ -141,7 +139,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     onRejected: (reason) => metrics.rejected(reason),
   });
   let allowed = buildAllowList(initial.listen.allowedClients);
-  let retention: NodeJS.Timeout | undefined;
+  let retention: Timer | undefined;
   const listener = createSmtpListener(initial.listen, { isClientAllowed: (a) => allowed(a), onMessage: receiver }, logger);
   const readiness = createReadinessCheck({
     isListening: () => listener.listening,
@@ -215,8 +213,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         if (days > 0) await spoolAdmin.purgeFailed(days * 86_400_000, { by: 'relay' }).catch((err: unknown) => logger.error({ err }, 'failed.retention-error'));
       };
       await purgeExpiredFailed(); // start resolves once expired failed mail is gone
-      retention = setInterval(() => void purgeExpiredFailed(), FAILED_RETENTION_CHECK_MS);
-      retention.unref();
+      retention = every(clock, FAILED_RETENTION_CHECK_MS, () => void purgeExpiredFailed());
       let httpPort: number | undefined;
       if (http !== undefined) {
         httpPort = (await http.listen()).port; // ops/http.ts logs http.listening
@@ -235,7 +232,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
         const old = upstreams;
         upstreams = fresh;
         retired.add(old);
-        setTimeout(() => void retire(old), RETIRE_OLD_UPSTREAMS_MS).unref();
+        clock.after(RETIRE_OLD_UPSTREAMS_MS, () => void retire(old));
       }
       // an upstream whose settings changed is tried at once: its down mark was about the old settings
       const clearedDown = plan.changedUpstreams.filter((name) => health.clearDown(name));
@@ -246,7 +243,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     },
     async stop() {
       logger.info({ openConnections: listener.openConnections }, 'stopping');
-      clearInterval(retention);
+      retention?.cancel();
       await listener.close();
       await dispatcher.stop();
       await upstreams.close();

@@ -14,6 +14,7 @@ import net from 'node:net';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { hostPort, readLocalAddresses } from './local-addresses.js';
+import { HEALTH_CHECK_TIMEOUT_MS } from '../core/delays.js';
 
 export const HEALTH_HELP = `Usage: smtp-sidecar health [--config FILE]
 
@@ -27,16 +28,14 @@ Options:
 Exit codes: 0 healthy, 1 not healthy or not reachable, 2 invalid config.
 `;
 
-const TIMEOUT_MS = 5_000;
-
 function smtpGreeting(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     let text = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no greeting within ${TIMEOUT_MS / 1000} s`));
-    }, TIMEOUT_MS);
+      reject(new Error(`no greeting within ${HEALTH_CHECK_TIMEOUT_MS / 1000} s`));
+    }, HEALTH_CHECK_TIMEOUT_MS);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       text += chunk;
@@ -63,7 +62,7 @@ export async function healthCommand(options: { readonly config: string }, io: Cl
   if (http.enabled) {
     const url = `http://${hostPort(http.host, http.port)}/healthz`;
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+      const response = await fetch(url, { signal: AbortSignal.timeout(HEALTH_CHECK_TIMEOUT_MS) });
       const body = (await response.text()).trim().slice(0, 200);
       if (response.ok) {
         io.stdout(`healthy: ${url} answered ${response.status} ${body}\n`);

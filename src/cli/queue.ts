@@ -35,6 +35,7 @@ import { createLogger } from '../ops/logger.js';
 import { SpoolAdmin, type Actor, type FailedRow, type QueueRow, type ShownMessage } from '../ops/spool-admin.js';
 import { renderFailed, renderQueue } from './queue-render.js';
 import { truncate } from './table.js';
+import { QUEUE_API_TIMEOUT_MS } from '../core/delays.js';
 
 export const QUEUE_HELP = `Usage: smtp-sidecar queue list [--failed] [--json] [--config FILE]
        smtp-sidecar queue show QID [--config FILE]
@@ -82,7 +83,7 @@ export interface QueueCommandOptions {
 
 export interface QueueCommandDeps {
   readonly clock?: Clock;
-  /** how long the admin API may take to answer (default 3000 ms) */
+  /** how long the admin API may take to answer (default QUEUE_API_TIMEOUT_MS) */
   readonly apiTimeoutMs?: number;
 }
 
@@ -174,7 +175,7 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
   const user = localUser();
   const spoolDir = resolve(config.delivery.spoolDir);
   if (operation.kind === 'page') return printPageLink(config, spoolDir, io);
-  const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? 3000, adminTokenPath(spoolDir), user) : undefined;
+  const api = config.http.enabled ? new AdminApiBackend(adminBaseUrl(config), deps.apiTimeoutMs ?? QUEUE_API_TIMEOUT_MS, adminTokenPath(spoolDir), user) : undefined;
   const run = async (backend: QueueBackend): Promise<number> => execute(operation, backend, io, clock, options.json);
   /** the spool files, under the spool's lock: refused while a relay (or another queue) holds it */
   const runDirect = async (): Promise<number> => {

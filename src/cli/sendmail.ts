@@ -27,6 +27,7 @@ import { parseVia } from './send-test.js';
 import { pipeSmtpSession } from './smtp-pipe.js';
 import { type Refusal, submitMessage } from './smtp-submit.js';
 import { exitForReply, SYSEXIT, SYSEXIT_NAME, type SmtpStep, type SysExit } from './sysexits.js';
+import { SENDMAIL_CONNECT_TIMEOUT_MS, SENDMAIL_REPLY_MARGIN_MS, SENDMAIL_UNBOUNDED_REPLY_TIMEOUT_MS } from '../core/delays.js';
 
 export const SENDMAIL_HELP = `Usage: sendmail [options] [recipient ...] < message
        smtp-sidecar sendmail [options] [recipient ...] < message
@@ -270,9 +271,9 @@ export async function sendmailCommand(argv: readonly string[], io: CliIo, deps: 
   };
 
   // the relay may hold its answer to the end of DATA for delivery.waitSeconds (-1: until the upstream answers)
-  const finalReplyTimeoutMs = target.waitSeconds < 0 ? 600_000 : (target.waitSeconds + 60) * 1000;
+  const finalReplyTimeoutMs = target.waitSeconds < 0 ? SENDMAIL_UNBOUNDED_REPLY_TIMEOUT_MS : target.waitSeconds * 1000 + SENDMAIL_REPLY_MARGIN_MS;
   if (args.mode === 'smtp') {
-    const result = await pipeSmtpSession({ host: target.host, port: target.port, connectTimeoutMs: 10_000, finalReplyTimeoutMs }, io.stdin, io.stdout);
+    const result = await pipeSmtpSession({ host: target.host, port: target.port, connectTimeoutMs: SENDMAIL_CONNECT_TIMEOUT_MS, finalReplyTimeoutMs }, io.stdin, io.stdout);
     return result.kind === 'unreachable' ? unreachable(result.reason) : SYSEXIT.OK;
   }
 

@@ -12,9 +12,8 @@ import { routeProcessOutputToLogger } from '../ops/process-output.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
+import { CONFIG_WATCH_INTERVAL_MS } from '../core/delays.js';
 
-/** How often --watch looks at the config file's modification time. */
-const WATCH_INTERVAL_MS = 1000;
 
 export const START_HELP = `Usage: smtp-sidecar start [--config FILE] [--pretty] [--watch]
 
@@ -91,7 +90,7 @@ export async function startCommand(options: { config: string; pretty: boolean; w
     });
     if (options.watch === true) {
       // Polling survives editors that replace the file (rename) where fs.watch loses track of it.
-      watchFile(options.config, { interval: WATCH_INTERVAL_MS, persistent: false }, (now, before) => {
+      watchFile(options.config, { interval: CONFIG_WATCH_INTERVAL_MS, persistent: false }, (now, before) => {
         if (!stopping && now.mtimeMs !== before.mtimeMs) reloadFromFile(options.config, app, io, logger);
       });
     }

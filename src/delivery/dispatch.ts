@@ -11,7 +11,7 @@
  * removes it or moves it to failed/; an unexpected error defers it.
  * Assumes: one dispatcher per spool directory (the process owns its spool).
  */
-import type { Clock } from '../core/clock.js';
+import type { Clock, Timer } from '../core/clock.js';
 import { DISPATCH_STOP_GRACE_MS, SPOOL_MARK_RETRY_MS, SPOOL_READ_RETRY_MS } from '../core/delays.js';
 import type { DeliveryCheckpoint, DeliveryPort, FirstAttemptOutcome, Logger, RawSource, Spool, UpstreamSet } from '../core/ports.js';
 import type { RecipientResult, SpoolEntry, SpoolMeta } from '../core/types.js';
@@ -50,7 +50,7 @@ interface Waiter {
 export class Dispatcher implements DeliveryPort {
   private readonly due = new DueQueue();
   private readonly inflight = new Map<string, Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private timerAtMs = Infinity;
   private running = false;
 
@@ -66,15 +66,15 @@ export class Dispatcher implements DeliveryPort {
   /** Stops claiming new work; waits (bounded) for attempts in flight. */
   async stop(): Promise<void> {
     this.running = false;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     const grace = this.deps.stopGraceMs ?? DISPATCH_STOP_GRACE_MS;
-    let graceTimer: NodeJS.Timeout | undefined;
+    let graceTimer: Timer | undefined;
     await Promise.race([
       Promise.allSettled([...this.inflight.values()]),
-      new Promise((resolve) => (graceTimer = setTimeout(resolve, grace).unref())),
+      new Promise((resolve) => (graceTimer = this.deps.clock.after(grace, () => resolve(undefined)))),
     ]);
-    if (graceTimer !== undefined) clearTimeout(graceTimer);
+    graceTimer?.cancel();
   }
 
 
@@ -108,10 +108,10 @@ export class Dispatcher implements DeliveryPort {
       this.pump();
     });
     if (options.neverQueue) return toFirstOutcome(await attempt);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.waitMs)));
+    let timer: Timer | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = this.deps.clock.after(options.waitMs, () => resolve('timeout'))));
     const first = await Promise.race([attempt, timedOut]);
-    clearTimeout(timer);
+    timer?.cancel();
     if (first === 'timeout') {
       // the outcome is already being recorded for a waiting client: its reply must match it
       if (waiter.settling) return toFirstOutcome(await attempt);
@@ -142,15 +142,13 @@ export class Dispatcher implements DeliveryPort {
   private arm(): void {
     const next = this.due.nextDueAt();
     if (next === undefined || next >= this.timerAtMs) return;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timerAtMs = next;
-    const delay = Math.max(0, Math.min(next - this.deps.clock.now(), 2 ** 31 - 1));
-    this.timer = setTimeout(() => {
+    this.timer = this.deps.clock.after(next - this.deps.clock.now(), () => {
       this.timer = undefined;
       this.timerAtMs = Infinity;
       this.pump();
-    }, delay);
-    this.timer.unref?.();
+    });
   }
 
   private async runQueued(qid: string): Promise<void> {

@@ -25,6 +25,7 @@ import MimeNode from 'nodemailer/lib/mime-node';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { XOAuth2ProvisionCallback } from 'nodemailer/lib/xoauth2';
+import { NODEMAILER_CONNECTION_TIMEOUT_MS } from '../core/delays.js';
 import { RawConnection } from './nodemailer-internals.js';
 import { asNodemailerError, openUpstreamSocket } from './open-socket.js';
 
@@ -123,7 +124,7 @@ export function createRawSmtpPool(options: RawSmtpPoolOptions): RawSmtpPool {
       host: options.connection.host ?? 'localhost',
       port: Number(options.connection.port ?? 25),
       proxy: options.proxy,
-      connectSeconds: options.connectSeconds ?? (options.connection.connectionTimeout ?? 120_000) / 1000,
+      connectSeconds: options.connectSeconds ?? (options.connection.connectionTimeout ?? NODEMAILER_CONNECTION_TIMEOUT_MS) / 1000,
     }).catch((err: unknown) => {
       throw asNodemailerError(err);
     });

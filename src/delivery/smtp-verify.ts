@@ -19,6 +19,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { SmtpUpstreamConfig as UpstreamConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
+import { VERIFY_QUIT_WAIT_MS, VERIFY_SOCKET_CLOSE_MS } from '../core/delays.js';
 import type { VerifyStep } from '../core/ports.js';
 import {
   authHint,
@@ -106,7 +107,7 @@ async function runSteps(upstream: UpstreamConfig, deps: SmtpVerifyDeps, report: 
     connection: socket,
     ...smtpConnectionOptions(upstream, deps.defaultHostname, tlsMaterial),
     ...customAuthOf(upstream),
-    socketCloseTimeout: 1000,
+    socketCloseTimeout: VERIFY_SOCKET_CLOSE_MS,
     logger: transcript.logger(),
     transactionLog: true,
     debug: false,
@@ -410,7 +411,7 @@ async function quit(
   const before = transcript.exchanges.length;
   connection.quit();
   let timer: NodeJS.Timeout | undefined;
-  const boundMs = Math.min(upstream.timeouts.socketSeconds, 5) * 1000;
+  const boundMs = Math.min(upstream.timeouts.socketSeconds * 1000, VERIFY_QUIT_WAIT_MS);
   await Promise.race([ended.promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
   clearTimeout(timer);
   const reply = transcript.since(before).find((e) => e.command === 'QUIT');

@@ -10,6 +10,7 @@
  *   bounded by the header-block and spill limits); admit out of order.
  * Assumes: one budget per relay process (the receive conductor owns it).
  */
+import type { Clock } from '../core/clock.js';
 
 export interface InFlightLease {
   /** the bytes this transaction holds in memory now (replaces the previous figure) */
@@ -29,6 +30,7 @@ export class InFlightBudget {
   /** `onFull` is called each time the bytes held cross the limit from below. */
   constructor(
     readonly limitBytes: number,
+    private readonly clock: Clock,
     private readonly onFull: (usedBytes: number) => void = () => undefined,
   ) {}
 
@@ -46,15 +48,15 @@ export class InFlightBudget {
     return new Promise((resolve) => {
       const waiter: Waiter = {
         admit: () => {
-          clearTimeout(timer);
+          timer.cancel();
           resolve(this.#lease());
         },
       };
-      const timer = setTimeout(() => {
+      const timer = this.clock.after(maxWaitMs, () => {
         const at = this.#waiters.indexOf(waiter);
         if (at >= 0) this.#waiters.splice(at, 1);
         resolve(undefined);
-      }, maxWaitMs);
+      });
       this.#waiters.push(waiter);
     });
   }

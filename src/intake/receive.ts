@@ -18,6 +18,7 @@ import { isIPv6 } from 'node:net';
 import { countedAttachments } from '../core/attachments.js';
 import { isRelayError, RelayError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
+import { FLOOD_LOG_INTERVAL_MS, IN_FLIGHT_MAX_WAIT_MS } from '../core/delays.js';
 import type { DeliveryPort, Logger, Spool } from '../core/ports.js';
 import type { BodySource, SpoolMeta } from '../core/types.js';
 import type { Config } from '../config/schema.js';
@@ -58,11 +59,11 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
   // DATA waits for room (its client is held by TCP backpressure: nothing is read), at most half
   // the idle timeout so the client's session does not time out meanwhile, then gets 452 4.3.1.
   const startConfig = deps.config();
-  const budgetLog = new IntervalLog(deps.logger, 60_000);
-  const budget = new InFlightBudget(Math.floor(startConfig.listen.maxInFlightMB * 1024 * 1024), (usedBytes) =>
+  const budgetLog = new IntervalLog(deps.logger, FLOOD_LOG_INTERVAL_MS, deps.clock);
+  const budget = new InFlightBudget(Math.floor(startConfig.listen.maxInFlightMB * 1024 * 1024), deps.clock, (usedBytes) =>
     budgetLog.note('intake.in-flight-full', { reason: 'listen.maxInFlightMB reached; new DATA waits', usedBytes, limitMB: startConfig.listen.maxInFlightMB }),
   );
-  const admissionWaitMs = Math.min(30_000, (startConfig.listen.socketTimeoutSeconds * 1000) / 2);
+  const admissionWaitMs = Math.min(IN_FLIGHT_MAX_WAIT_MS, (startConfig.listen.socketTimeoutSeconds * 1000) / 2);
 
   return async function receive(stream, session) {
     const config = deps.config();

@@ -18,7 +18,7 @@
  * Assumes: `command` is called for every command line the SMTP server parses (not for DATA
  *   lines), `dataStarted`/`dataBytes`/`dataEnded` around each DATA phase, `closed` once.
  */
-import type { Clock } from '../core/clock.js';
+import type { Clock, Timer } from '../core/clock.js';
 
 export interface SessionLimits {
   readonly maxSessionSeconds: number;
@@ -41,7 +41,7 @@ interface SessionState {
   dataPausedAtMs: number | undefined;
   expired: boolean;
   cut: boolean;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
 }
 
 const PROGRESS = new Set(['MAIL', 'RCPT', 'DATA', 'QUIT', 'BDAT']);
@@ -58,11 +58,10 @@ export class SessionGuard {
   opened(id: string): void {
     const now = this.clock.now();
     const state: SessionState = { openedAtMs: now, lastProgressAtMs: now, junk: 0, dataStartedAtMs: undefined, dataPausedMs: 0, dataPausedAtMs: undefined, expired: false, cut: false, timer: undefined };
-    state.timer = setTimeout(() => {
+    state.timer = this.clock.after(this.limits.maxSessionSeconds * 1000, () => {
       state.expired = true;
       if (state.dataStartedAtMs === undefined) this.#cut(id, state, 'lifetime');
-    }, this.limits.maxSessionSeconds * 1000);
-    state.timer.unref();
+    });
     this.#sessions.set(id, state);
   }
 
@@ -122,7 +121,7 @@ export class SessionGuard {
 
   closed(id: string): void {
     const state = this.#sessions.get(id);
-    if (state?.timer !== undefined) clearTimeout(state.timer);
+    state?.timer?.cancel();
     this.#sessions.delete(id);
   }
 

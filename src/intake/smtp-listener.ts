@@ -21,6 +21,7 @@ import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp
 import { isRelayError, RelayError, toSmtpError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { FLOOD_LOG_INTERVAL_MS, UNREAD_REPLY_DESTROY_MS } from '../core/delays.js';
 import { guardSlowLines } from './slow-line-guard.js';
 import { IntervalLog } from '../core/interval-log.js';
 import { SessionGuard } from './session-guard.js';
@@ -52,7 +53,6 @@ export interface SmtpListener {
   readonly listening: boolean;
 }
 
-const REFUSAL_LOG_INTERVAL_MS = 60_000;
 const SILENT_LEVELS = { trace: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, fatal: () => undefined };
 
 /** local@domain; the local part is a run without whitespace or quotes, or a quoted string ("john doe", RFC 5321 4.1.2) */
@@ -78,7 +78,7 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
   const maxBytes = Math.floor(config.maxMessageSizeMB * 1024 * 1024);
   let bound = false;
   // Refusals and cut-offs come in floods: one line per reason per minute, with a count.
-  const refusals = new IntervalLog(logger, REFUSAL_LOG_INTERVAL_MS);
+  const refusals = new IntervalLog(logger, FLOOD_LOG_INTERVAL_MS, clock);
   const guard = new SessionGuard(
     {
       maxSessionSeconds: config.maxSessionSeconds,
@@ -180,7 +180,7 @@ export function createSmtpListener(config: ListenConfig, handlers: IntakeHandler
     guardSlowLines(socket, lineLimitMs, clock, () => {
       refusals.note('intake.slow-client', { client: socket.remoteAddress, reason: 'a line took longer than listen.socketTimeoutSeconds' });
       socket.end('421 4.4.2 Line too slow; closing connection\r\n');
-      setTimeout(() => socket.destroy(), 1000).unref();
+      setTimeout(() => socket.destroy(), UNREAD_REPLY_DESTROY_MS).unref();
     });
   });
 

@@ -36,6 +36,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../core/clock.js';
+import {
+  FLOOD_LOG_INTERVAL_MS,
+  HTTP_DEFAULT_HEADERS_TIMEOUT_MS,
+  HTTP_DEFAULT_IDLE_TIMEOUT_MS,
+  HTTP_TIMEOUT_CHECK_INTERVAL_MS,
+  REQUEST_BODY_EXTRA_MS,
+  REQUEST_TIMEOUT_FLOOR_MS,
+  UNREAD_REPLY_DESTROY_MS,
+} from '../core/delays.js';
 import { IntervalLog } from '../core/interval-log.js';
 import { packageVersion } from '../core/version.js';
 import type { Logger } from '../core/ports.js';
@@ -107,9 +116,7 @@ export interface HttpLimits {
   readonly idleTimeoutMs: number;
 }
 
-const DEFAULT_LIMITS: HttpLimits = { maxConnections: 64, headersTimeoutMs: 10_000, idleTimeoutMs: 5_000 };
-/** a request's body (never read) and a response to a slow reader: bounded too */
-const REQUEST_TIMEOUT_FLOOR_MS = 15_000;
+const DEFAULT_LIMITS: HttpLimits = { maxConnections: 64, headersTimeoutMs: HTTP_DEFAULT_HEADERS_TIMEOUT_MS, idleTimeoutMs: HTTP_DEFAULT_IDLE_TIMEOUT_MS };
 
 export interface HttpServer {
   /** publishes the admin token (when there is an admin API), then listens */
@@ -280,14 +287,14 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
   };
 
   const limits: HttpLimits = { ...DEFAULT_LIMITS, ...deps.limits };
-  const requestTimeoutMs = Math.max(REQUEST_TIMEOUT_FLOOR_MS, limits.headersTimeoutMs + 5_000);
-  const refusals = new IntervalLog(log, deps.refusalLogIntervalMs ?? 60_000);
+  const requestTimeoutMs = Math.max(REQUEST_TIMEOUT_FLOOR_MS, limits.headersTimeoutMs + REQUEST_BODY_EXTRA_MS);
+  const refusals = new IntervalLog(log, deps.refusalLogIntervalMs ?? FLOOD_LOG_INTERVAL_MS, clock);
   const server = createServer({
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: requestTimeoutMs,
     keepAliveTimeout: limits.idleTimeoutMs,
     // how often node looks for connections past headersTimeout/requestTimeout (default 30 s)
-    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    connectionsCheckingInterval: Math.min(HTTP_TIMEOUT_CHECK_INTERVAL_MS, limits.headersTimeoutMs),
   }, (req, res) => {
     // Bodies are never read or logged: drain whatever the client sent so the socket stays usable.
     req.resume();
@@ -317,7 +324,7 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
       refusals.note('http.refused', { reason: timedOut ? 'timeout' : 'bad-request', code: err.code, client: (socket as Socket).remoteAddress });
     }
     if (socket.writable && !socket.writableEnded) {
-      (socket as Socket).setTimeout(1_000, () => socket.destroy()); // a client that does not read this either
+      (socket as Socket).setTimeout(UNREAD_REPLY_DESTROY_MS, () => socket.destroy()); // a client that does not read this either
       socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     }
     else socket.destroy();

@@ -15,6 +15,7 @@ import type { Dispatcher } from 'undici';
 import type { Clock } from '../../core/clock.js';
 import type { TokenSource } from '../credentials/token-source.js';
 import { httpError, networkError, retryAfterMs, type GraphError } from './errors.js';
+import { GRAPH_MAX_INLINE_WAIT_MS } from '../../core/delays.js';
 
 export interface GraphHttpOptions {
   readonly proxy?: string;
@@ -121,7 +122,7 @@ export class GraphHttp {
         continue;
       }
       const wait = retryAfterMs(answer.headers['retry-after'], this.options.clock.now());
-      if (RETRYABLE_STATUS.has(answer.status) && wait !== undefined && wait <= (this.options.maxInlineWaitMs ?? 30_000) && attempt < MAX_INLINE_RETRIES) {
+      if (RETRYABLE_STATUS.has(answer.status) && wait !== undefined && wait <= (this.options.maxInlineWaitMs ?? GRAPH_MAX_INLINE_WAIT_MS) && attempt < MAX_INLINE_RETRIES) {
         this.options.onThrottled?.(req.command, answer.status, wait);
         await this.sleep(wait);
         continue;

@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import type { OutgoingMessage, SendReport, UpstreamSet } from '../../../src/core/ports.js';
@@ -16,9 +16,13 @@ import { UpstreamHealth } from '../../../src/routing/upstream-health.js';
 import { accepted, fakeTransport, smtpError, upstreamSet, type FakeTransport } from '../../helpers/fake-transport.js';
 import { MemorySpool, queuedMeta } from '../../helpers/memory-spool.js';
 
-const dispatchers: Dispatcher[] = [];
+const dispatchers: { dispatcher: Dispatcher; clock: ManualClock }[] = [];
 afterEach(async () => {
-  for (const d of dispatchers.splice(0)) await d.stop();
+  for (const { dispatcher, clock } of dispatchers.splice(0)) {
+    const stopped = dispatcher.stop();
+    clock.advance(1000); // the stop grace, for an attempt a failed test left hanging
+    await stopped;
+  }
 });
 
 function setup(upstreams: UpstreamSet, delivery: Record<string, unknown> = {}) {
@@ -30,7 +34,7 @@ function setup(upstreams: UpstreamSet, delivery: Record<string, unknown> = {}) {
   const logger = pino({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }));
   const recorder = new OutcomeRecorder({ spool, clock, logger, health, backoffMs: () => 60_000, maxLifetimeHours: () => 48, trace: () => 'summary' });
   const dispatcher = new Dispatcher({ config: () => config, spool, upstreams: () => upstreams, health, rate: new RateLimiter(clock), recorder, clock, logger, stopGraceMs: 1000 });
-  dispatchers.push(dispatcher);
+  dispatchers.push({ dispatcher, clock });
   return { clock, spool, dispatcher, lines, health };
 }
 
@@ -98,19 +102,67 @@ describe('Dispatcher.submit: the waiting client hears the first attempt', () => 
     expect(spool.queue.size).toBe(0);
   });
 
-  it('queued when the wait runs out; the attempt goes on and delivers behind the reply', async () => {
+  /** A client waiting 5 s for a first attempt that is under way and held open by the test. */
+  async function waitingClient() {
     const slow = held();
-    const primary = fakeTransport('primary', slow.step);
-    const { spool, dispatcher } = setup(upstreamSet(primary));
+    const { clock, spool, dispatcher } = setup(upstreamSet(fakeTransport('primary', slow.step)));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    const reply = dispatcher.submit(entry, undefined, { waitMs: 1, neverQueue: false });
+    const reply = dispatcher.submit(entry, undefined, { waitMs: 5_000, neverQueue: false });
     await slow.started;
+    return { clock, spool, slow, reply };
+  }
+
+  it('queued when the wait runs out on the clock; the attempt goes on and delivers behind the reply', async () => {
+    const { clock, spool, slow, reply } = await waitingClient();
+    clock.advance(5_000);
     expect(await reply).toEqual({ kind: 'queued' });
     expect(spool.queue.has('Q1')).toBe(true);
     slow.release();
     await spool.waitFor(() => spool.queue.size === 0);
     expect(spool.failed.size).toBe(0);
+  });
+
+  it('the client waits the whole waitMs: an attempt that ends a millisecond before gives the client its outcome', async () => {
+    const { clock, slow, reply } = await waitingClient();
+    clock.advance(4_999);
+    slow.release();
+    expect(await reply).toEqual({ kind: 'delivered', relay: 'primary', response: '250 2.0.0 OK queued' });
+    expect(clock.pendingTimers).toBe(0); // the wait timer went with the reply
+  });
+});
+
+describe('Dispatcher: timers on the clock', () => {
+  it('tries a deferred entry again when its backoff has passed on the clock, not before', async () => {
+    const primary = fakeTransport('primary', smtpError('ECONNECTION'));
+    const { clock, spool, dispatcher } = setup(upstreamSet(primary));
+    dispatcher.start([]);
+    const entry = await enqueue(spool, 'Q1');
+    expect(await dispatcher.submit(entry, undefined, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
+    await vi.waitFor(() => expect(clock.pendingTimers).toBe(1)); // the retry is armed
+    clock.advance(59_999);
+    expect(spool.calls).not.toContain('read Q1');
+    clock.advance(1);
+    expect(spool.calls).toContain('read Q1'); // the retry claims the entry at once
+    await spool.waitFor(() => spool.queue.size === 0);
+    expect(primary.sent).toHaveLength(2);
+  });
+
+  it('stop() waits for an attempt in flight until the grace ends, then returns with the entry kept', async () => {
+    const slow = held();
+    const { clock, spool, dispatcher } = setup(upstreamSet(fakeTransport('primary', slow.step)));
+    const entry = await enqueue(spool, 'Q1');
+    dispatcher.start([entry]);
+    await slow.started;
+    let stopped = false;
+    const stopping = dispatcher.stop().then(() => (stopped = true));
+    clock.advance(999);
+    await new Promise((resolve) => setImmediate(resolve)); // every promise chain not waiting on I/O has run
+    expect(stopped).toBe(false);
+    clock.advance(1); // stopGraceMs is 1000
+    await stopping;
+    expect(spool.queue.has('Q1')).toBe(true);
+    slow.release();
   });
 });
 

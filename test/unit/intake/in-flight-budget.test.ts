@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
 import { InFlightBudget } from '../../../src/intake/in-flight-budget.js';
 
 describe(InFlightBudget.name, () => {
   it('admits at once while under the limit, queues in order when full, admits as bytes are released', async () => {
     const full: number[] = [];
-    const budget = new InFlightBudget(100, (used) => full.push(used));
+    const budget = new InFlightBudget(100, new ManualClock(), (used) => full.push(used));
     const a = await budget.admit(1000);
     a!.hold(150);
     expect(full).toEqual([150]);
@@ -24,10 +25,20 @@ describe(InFlightBudget.name, () => {
     expect(budget.usedBytes).toBe(0);
   });
 
-  it('gives up after maxWaitMs and forgets the waiter', async () => {
-    const budget = new InFlightBudget(10);
-    (await budget.admit(10))!.hold(10);
-    expect(await budget.admit(20)).toBeUndefined();
+  it('gives up after maxWaitMs (not before) and forgets the waiter; an admitted waiter leaves no timer', async () => {
+    const clock = new ManualClock();
+    const budget = new InFlightBudget(10, clock);
+    const first = (await budget.admit(10))!;
+    first.hold(10);
+    const second = budget.admit(20_000);
+    clock.advance(19_999);
+    expect(budget.waiting).toBe(1);
+    clock.advance(1);
+    expect(await second).toBeUndefined();
     expect(budget.waiting).toBe(0);
+    const third = budget.admit(20_000);
+    first.release();
+    expect(await third).toBeDefined();
+    expect(clock.pendingTimers).toBe(0);
   });
 });

@@ -1,16 +1,17 @@
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
 import { SessionGuard, type CutReason } from '../../../src/intake/session-guard.js';
 
 function setup() {
-  let now = 0;
+  const clock = new ManualClock(0);
   const cuts: CutReason[] = [];
   const guard = new SessionGuard(
     { maxSessionSeconds: 3600, maxJunkCommands: 3, idleSeconds: 60, minDataRateBytesPerSecond: 100, minDataRateAfterSeconds: 10 },
-    { now: () => now },
+    clock,
     (_id, reason) => cuts.push(reason),
   );
   guard.opened('s');
-  return { guard, cuts, advance: (ms: number) => (now += ms) };
+  return { guard, cuts, clock, advance: (ms: number) => clock.advance(ms) };
 }
 
 describe(SessionGuard.name, () => {
@@ -39,5 +40,29 @@ describe(SessionGuard.name, () => {
     guard.command('s', 'XYZZY');
     expect(cuts).toEqual(['junk-commands']);
     guard.closed('s');
+  });
+
+  it('lifetime: an idle session is cut when maxSessionSeconds runs out, not a millisecond before', () => {
+    const { guard, cuts, advance } = setup();
+    advance(3_600_000 - 1);
+    expect(cuts).toEqual([]);
+    advance(1);
+    expect(cuts).toEqual(['lifetime']);
+    guard.closed('s');
+  });
+
+  it('lifetime: a session in the middle of DATA is cut at its next command, and a closed session leaves no timer', () => {
+    const { guard, cuts, clock, advance } = setup();
+    guard.dataStarted('s');
+    guard.dataBytes('s', 10_000_000);
+    advance(3_600_000);
+    expect(cuts).toEqual([]); // never in the middle of a message
+    guard.dataEnded('s');
+    guard.command('s', 'MAIL');
+    expect(cuts).toEqual(['lifetime']);
+    guard.closed('s');
+    guard.opened('t');
+    guard.closed('t');
+    expect(clock.pendingTimers).toBe(0);
   });
 });
