@@ -3,12 +3,13 @@
  * start-up errors an admin meets (bad config: exit 2; port taken: exit 1 with the remedy).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTransaction } from '../../helpers/smtp-client.js';
+import { until } from '../../helpers/wait.js';
 
 const MAIN = join(process.cwd(), 'dist', 'main.js');
 let dir: string;
@@ -127,10 +128,21 @@ describe('smtp-sidecar start', () => {
     await writeFile(path, JSON.stringify(config()));
     const relay = start(path, ['--watch']);
     await relay.waitFor('listening');
-    // mtime resolution: make sure the rewrite is seen as a change
-    await new Promise((r) => setTimeout(r, 50));
     await writeFile(path, JSON.stringify(config({ limits: { maxAttachments: 7 } })));
-    const changed = await relay.waitFor('config.changed');
+    // The watcher compares the file's mtime once a second, from a first look it takes just after
+    // `listening`. Move the mtime on at each check until it reports the change, so that neither a
+    // coarse mtime nor a first look that races the write can hide it (bounded: 10 s).
+    let bump = 0;
+    const changed = await until(
+      'the watcher reports the change',
+      async () => {
+        const at = new Date(Date.now() + ++bump * 1000);
+        await utimes(path, at, at);
+        return relay.lines().find((r) => r.msg === 'config.changed');
+      },
+      10_000,
+      1100,
+    );
     expect(changed.changed).toEqual(['limits.maxAttachments']);
     process.kill(child!.pid!, 'SIGTERM');
     expect(await relay.exited).toBe(0);

@@ -9,6 +9,7 @@ import { createUndiciNetworkClient, type ClosableNetworkModule } from '../../../
 import { TokenCache } from '../../../src/delivery/credentials/token-cache.js';
 import { TokenStatusBoard } from '../../../src/delivery/credentials/token-status.js';
 import { startFakeTokenEndpoint, tlsFixture, type FakeTokenEndpoint } from '../../helpers/fake-token-endpoint.js';
+import { until } from '../../helpers/wait.js';
 
 const SECRET = 'Zq8~fake.Secret-Value_0123456789abcdefXYZ';
 const APP_CERT = tlsFixture('app.pem');
@@ -169,7 +170,7 @@ describe(createOAuth2TokenSource.name, () => {
       const first = await tokens.getToken();
       clock.advance(3600_000 - 300_000);
       expect((await tokens.getToken()).accessToken).toBe(first.accessToken);
-      for (let i = 0; i < 50 && fake.issuedTokens.length < 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      await until('the background refresh asks msal for a second token', () => fake.issuedTokens.length >= 2, 1000, 5);
       await new Promise((resolve) => setImmediate(resolve));
       const next = await tokens.getToken();
       expect(next.accessToken).not.toBe(first.accessToken);

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeUpstream, startRefusingPort } from '../../helpers/fake-upstream.js';
-import { Cleanup, deliveryLines, relayWith, send, sleep, until, upstream } from './support.js';
+import { Cleanup, deliveryLines, relayWith, send, until, upstream } from './support.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -55,8 +55,8 @@ describe('failover', () => {
 
     // 3: the primary is back; after the pause (1 s) traffic returns to it
     primary.setScript({});
+    // routing orders the upstreams with this same isDown: once it is false, the next message goes to the primary
     await until('the primary is no longer marked down', () => !relay.app.health.isDown('primary'), 5000);
-    await sleep(50);
     const third = await send(relay.port, { to: 'c@dest.test', subject: 'three' });
     const [received] = await primary.waitForMessages(1);
     expect(received!.envelope.rcptTo).toEqual(['c@dest.test']);

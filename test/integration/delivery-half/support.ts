@@ -106,20 +106,10 @@ export async function failureReason(relay: { spoolDir: string }, qid: string): P
   };
 }
 
-/** Polls `check` every 20 ms until it returns a value other than undefined/false; bounded by `timeoutMs`. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { until } from '../../helpers/wait.js';
 
 /** `delivery` log lines of one message. */
 export function deliveryLines(relay: TestRelay, qid: string): Record<string, unknown>[] {
   return relay.logs.events('delivery').filter((r) => r['qid'] === qid);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

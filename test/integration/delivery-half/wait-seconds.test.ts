@@ -98,16 +98,18 @@ describe('delivery.waitSeconds', () => {
     // a spool whose remove() is slow (a busy disk): the wait runs out while the outcome is being recorded
     const spool = new FsSpool({ dir: spoolDir, fsync: false, clock: systemClock });
     const realRemove = spool.remove.bind(spool);
-    spool.remove = async (qid: string) => {
-      await new Promise((resolve) => setTimeout(resolve, 800));
-      await realRemove(qid);
+    let removed: Promise<void> | undefined;
+    spool.remove = (qid: string) => {
+      // the 800 ms is the fault under test (a slow disk), longer than the 0.4 s wait
+      removed = new Promise((resolve) => setTimeout(resolve, 800)).then(() => realRemove(qid));
+      return removed;
     };
     const relay = cleanup.add(await relayWith([upstream('primary', up.port)], { delivery: { waitSeconds: 0.4, spoolDir } }, { spool }), (r) => r.stop());
     const reply = await dataReply(relay.port, ['nobody@dest.test']);
     const qid = qidOf(reply);
     // either the client got the 5xx (it owns the message), or the message is still ours somewhere
     if (reply.startsWith('250')) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await removed; // the recording has finished
       const kept = [...(await spoolFiles(relay, 'queue')), ...(await spoolFiles(relay, 'failed'))].filter((f) => f.startsWith(qid ?? '?'));
       expect(kept, `the client got "${reply}" but the message is gone`).not.toEqual([]);
     }

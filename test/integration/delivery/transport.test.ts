@@ -8,6 +8,7 @@ import { createSmtpTransport } from '../../../src/delivery/transport.js';
 import type { UpstreamTransport } from '../../../src/core/ports.js';
 import { sha256, startFakeUpstream, startRefusingPort, type FakeUpstream, type FakeUpstreamOptions } from '../../helpers/fake-upstream.js';
 import { CLIENT_CERT_CN, TLS_PATHS, TLS_PEM, makeExpiredServerCert } from '../../helpers/tls.js';
+import { until } from '../../helpers/wait.js';
 import { RAW, capturingLogger, outgoing, upstreamConfig } from './support.js';
 
 const PASSWORD = 'S3cret-Passw0rd!';
@@ -389,7 +390,7 @@ describe(createSmtpTransport.name, () => {
     await t.send(outgoing());
     expect(server.openConnections).toBe(1);
     await t.close();
-    for (let i = 0; i < 100 && server.openConnections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await until('the fake server has seen every pooled connection close', () => server.openConnections === 0, 2000);
     expect(server.openConnections).toBe(0);
   });
 });

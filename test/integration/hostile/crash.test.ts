@@ -5,11 +5,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FakeUpstream } from '../../helpers/fake-upstream.js';
 import { startRelayChild, type RelayChild } from '../../helpers/relay-child.js';
 import { openTransaction } from '../../helpers/smtp-client.js';
+import { until } from '../../helpers/wait.js';
 import { dataPayload, plainUpstreamConfig, secretForms, startAuthUpstream } from './support.js';
 
 const children: RelayChild[] = [];
@@ -67,7 +67,7 @@ describe('SIGKILL during a burst', () => {
     };
     const senders = Array.from({ length: CONNECTIONS }, () => sender());
     // kill once a good part of the burst is acknowledged (bounded wait)
-    for (let i = 0; i < 200 && acked.size < 150; i++) await sleep(20);
+    await until('150 messages acknowledged', () => acked.size >= 150, 4000).catch(() => undefined); // or fewer, after 4 s
     killed = true;
     await first.kill('SIGKILL');
     await Promise.all(senders);
@@ -76,10 +76,9 @@ describe('SIGKILL during a burst', () => {
     upstream.setScript({});
     const second = await startRelayChild(join(dir, 'config.json'), config);
     children.push(second);
-    const deadline = Date.now() + 40_000;
     const arrived = (): Set<number> =>
       new Set(upstream!.messages.map((m) => Number(/burst-token-(\d+)/.exec(m.raw.toString('latin1'))?.[1] ?? -1)));
-    while (Date.now() < deadline && [...acked.keys()].some((n) => !arrived().has(n))) await sleep(100);
+    await until('every acknowledged message delivered', () => [...acked.keys()].every((n) => arrived().has(n)), 40_000, 100).catch(() => undefined); // `missing` names them
     const missing = [...acked.keys()].filter((n) => !arrived().has(n));
     expect(missing, `acknowledged but never delivered: ${missing.join(',')}`).toEqual([]);
     for (const line of [...first.lines, ...second.lines]) for (const s of secretForms()) expect(line.includes(s)).toBe(false);

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rawSmtp, type RawSmtp } from '../../helpers/smtp-client.js';
+import { until } from '../../helpers/wait.js';
 import { dataPayload, expectAlive, sendMessage, startHostile, type Hostile } from './support.js';
 
 let h: Hostile | undefined;
@@ -33,7 +34,7 @@ describe('floods', () => {
       await extra.closed;
     }
     for (const c of open.splice(0)) c.close();
-    await sleep(100);
+    await until('the relay has closed the 8 sessions', () => h!.relay.app.listener.openConnections === 0, 5000);
     expect(await sendMessage(h.relay.port, MESSAGE)).toMatch(/^250 /);
     expect(h.upstream.messages).toHaveLength(1);
   });
@@ -43,7 +44,8 @@ describe('floods', () => {
     const slow = await rawSmtp(h.relay.port);
     open.push(slow);
     expect(await slow.next()).toMatch(/^220 /);
-    // bytes arrive every 400 ms (never idle for the 1 s timeout), but the line never ends
+    // bytes arrive every 400 ms (never idle for the 1 s timeout), but the line never ends: this
+    // pacing is the behaviour under test (a slowloris client), so it is a real sleep
     const line = Buffer.from(`EHLO ${'s'.repeat(40)}`);
     for (let i = 0; i < line.length && !slow.socket.destroyed; i++) {
       slow.write(line.subarray(i, i + 1));
@@ -52,7 +54,7 @@ describe('floods', () => {
     expect(slow.socket.destroyed || slow.replies.some((r) => r.startsWith('421'))).toBe(true);
     expect(slow.replies.some((r) => r.startsWith('421 4.4.2'))).toBe(true);
     await slow.closed;
-    await sleep(50);
+    await until('the relay has freed the slot', () => h!.relay.app.listener.openConnections === 0, 5000);
     expect(await sendMessage(h.relay.port, MESSAGE)).toMatch(/^250 /);
     expect(h.relay.logs.events('intake.slow-client')).toHaveLength(1);
   });

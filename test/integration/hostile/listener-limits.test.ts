@@ -28,7 +28,7 @@ async function session(port: number): Promise<RawSmtp> {
   return c;
 }
 
-/** Sends NOOP every `everyMs` until the relay answers something else or `maxTries` is reached. */
+/** Sends NOOP every `everyMs` until the relay answers something else or `maxTries` is reached (the pacing is the behaviour under test). */
 async function noopUntilCut(c: RawSmtp, everyMs: number, maxTries: number): Promise<string[]> {
   const replies: string[] = [];
   for (let i = 0; i < maxTries && !c.socket.destroyed; i++) {
@@ -85,7 +85,7 @@ describe('session lifetime (listen.maxSessionSeconds)', () => {
     c.write('From: app@legacy.test\r\nSubject: slow but fine\r\n\r\n');
     for (let i = 0; i < 6; i++) {
       c.write(`line ${i} ${'x'.repeat(500)}\r\n`); // 250 bytes/s and up: above the minimum rate
-      await sleep(250);
+      await sleep(250); // a DATA that lasts past the 1 s lifetime: the pacing is the behaviour under test
     }
     c.write('.\r\n');
     expect(await c.next(10_000)).toMatch(/^250 /);

@@ -83,7 +83,7 @@ describe('bounded memory for every body (child process RSS)', () => {
     const sampler = (async () => {
       while (sampling) {
         peak = Math.max(peak, await rssKiB(relay.pid, 'VmRSS').catch(() => 0));
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 20)); // the sampling period of the RSS figure
       }
     })();
     const payload = textMessage(BODY_MIB * MIB);

@@ -11,6 +11,7 @@ import { startFakeTokenEndpoint, type FakeTokenEndpoint } from '../../helpers/fa
 import { startFakeUpstream, type FakeUpstream } from '../../helpers/fake-upstream.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
 import { TLS_PATHS } from '../../helpers/tls.js';
+import { until } from '../../helpers/wait.js';
 
 const SECRET = 'cl1ent-S3cret-ABC~very.secret';
 const BASIC_PASS = 'B4sic-Pa55-XYZ';
@@ -73,19 +74,11 @@ async function sendMany(port: number, count: number, connections: number): Promi
   }
 }
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('relay through Exchange Online with OAuth2 (offline fakes)', () => {
   it('1,000 messages over a pool of 3 connections cost exactly one token request', async () => {
     const r = await setUp();
     await sendMany(r.port, 1000, 10);
-    await until(() => exchange!.messages.length >= 1000, 60_000, '1000 messages at the fake Exchange');
+    await until('1000 messages at the fake Exchange', () => exchange!.messages.length >= 1000, 60_000);
     expect(exchange!.messages).toHaveLength(1000);
     expect(endpoint!.tokenRequests).toHaveLength(1);
     expect(endpoint!.tokenRequests[0]!.form).toMatchObject({ grant_type: 'client_credentials', client_id: endpoint!.clientId, scope: endpoint!.scope });
@@ -98,7 +91,7 @@ describe('relay through Exchange Online with OAuth2 (offline fakes)', () => {
   it('100 concurrent first messages cost exactly one token request', async () => {
     const r = await setUp();
     await sendMany(r.port, 100, 100);
-    await until(() => exchange!.messages.length >= 100, 30_000, '100 messages');
+    await until('100 messages', () => exchange!.messages.length >= 100, 30_000);
     expect(endpoint!.tokenRequests).toHaveLength(1);
   });
 
@@ -106,7 +99,7 @@ describe('relay through Exchange Online with OAuth2 (offline fakes)', () => {
     const r = await setUp();
     exchange!.rejectNextAuths(1);
     await sendMany(r.port, 1, 1);
-    await until(() => exchange!.messages.length >= 1, 15_000, 'the resent message');
+    await until('the resent message', () => exchange!.messages.length >= 1, 15_000);
     expect(endpoint!.tokenRequests).toHaveLength(2);
     expect(exchange!.authAttempts.map((a) => a.accepted)).toEqual([false, true]);
     const sent = r.logs.events('delivery').filter((l) => l.status === 'sent');
