@@ -126,7 +126,7 @@ export function createApp(initial: Config, overrides: AppOverrides = {}): App {
     onTry: (meta, t) =>
       recent.add({ at: new Date(clock.now()).toISOString(), qid: meta.qid, recipients: t.recipients, relay: t.relay, outcome: t.outcome, dsn: t.dsn, response: t.response, sender: meta.envelope.mailFrom, originalSender: meta.originalMailFrom }),
     // notices are spooled and dispatched like any message (the dispatcher exists by the time one is sent)
-    notifier: createFailureNotifier({ config, spool, clock, logger, submit: (entry, raw): Promise<unknown> => dispatcher.submit(entry, raw, { waitMs: 0, neverQueue: false }) }),
+    notifier: createFailureNotifier({ config, spool, clock, logger, submit: (entry): Promise<unknown> => dispatcher.submit(entry, { waitMs: 0, neverQueue: false }) }),
   });
   const dispatcher: Dispatcher = new Dispatcher({ config, spool, upstreams: () => upstreams, health, rate, recorder, clock, logger });
   const receiver = createReceiver({

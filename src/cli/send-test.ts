@@ -33,7 +33,7 @@ import { attemptDelivery, describeError } from '../delivery/attempt.js';
 import { buildUpstreamSet } from '../delivery/upstream-set.js';
 import { applyHeaderEdits } from '../message/header-edits.js';
 import { createFactsParser } from '../message/parse.js';
-import { headerBlockEnd } from '../message/sender-override.js';
+import { headerBlockEnd } from '../core/raw-source.js';
 import { formatRfc5322Date } from '../policies/date-message-id.js';
 import { runPolicies } from '../policies/index.js';
 import { RateLimiter } from '../routing/rate-limit.js';

@@ -3,9 +3,9 @@
  * app.ts supplies the real implementations, tests supply their own.
  */
 import type { Logger } from 'pino';
-import type { BodySource, Envelope, SpoolEntry, SpoolMeta } from './types.js';
+import type { Envelope, RawSource, SpoolEntry, SpoolMeta } from './types.js';
 
-export type { Logger };
+export type { Logger, RawSource };
 
 /** What went wrong with a message for good; written next to it in failed/. */
 export interface FailureReason {
@@ -26,7 +26,24 @@ export interface FailureNotifier {
 export interface FailedEntry {
   readonly meta: SpoolMeta;
   readonly reason: FailureReason | undefined;
-  readonly emlPath: string;
+  readonly source: RawSource;
+}
+
+/**
+ * A message body while it arrives: the receive conductor hands each chunk to `write` and the
+ * spool decides where it goes (memory, or a file of its own once it passes the spill
+ * threshold). `store({ draft })` commits it; `discard` drops it (and its file).
+ */
+export interface SpoolDraft {
+  readonly qid: string;
+  /** body bytes written so far */
+  readonly length: number;
+  /** of those, the bytes held in memory (for the in-flight budget); 0 once they went to a file */
+  readonly bytesInMemory: number;
+  /** Throws RelayError E_SPOOL_WRITE when the bytes cannot be kept (the draft is then discarded). */
+  write(chunk: Buffer): Promise<void>;
+  /** Drops the bytes; a no-op after a successful store() and when called again. */
+  discard(): Promise<void>;
 }
 
 export interface RecoveryReport {
@@ -41,10 +58,14 @@ export interface Spool {
   /** Start-up: delete never-acknowledged files in tmp/, move unreadable entries aside, list the queue. */
   recover(): Promise<RecoveryReport>;
   newQid(): string;
-  /** Where the receive half may spill a large body while it is still arriving. */
-  spillPath(qid: string): string;
-  /** Writes header + body + meta durably (fsync, rename, dir fsync). Throws RelayError E_SPOOL_WRITE. */
-  store(input: { readonly header: Buffer; readonly body: BodySource; readonly meta: SpoolMeta }): Promise<SpoolEntry>;
+  /** A new body for `qid`, filled while the message arrives. */
+  draft(qid: string): SpoolDraft;
+  /**
+   * Writes header + the draft's body + meta durably (fsync, rename, dir fsync). The entry's
+   * source is in memory when the body was. Throws RelayError E_SPOOL_WRITE (the draft is then
+   * discarded).
+   */
+  store(input: { readonly draft: SpoolDraft; readonly header: Buffer; readonly meta: SpoolMeta }): Promise<SpoolEntry>;
   list(): Promise<SpoolEntry[]>;
   read(qid: string): Promise<SpoolEntry | undefined>;
   /** Atomically replaces the entry's metadata. */
@@ -65,9 +86,6 @@ export interface Spool {
   /** Whether a small file can be written and fsynced right now (readiness). */
   probeWritable(): Promise<boolean>;
 }
-
-/** The final bytes of a message as handed to an upstream. */
-export type RawSource = Buffer | { readonly path: string };
 
 /**
  * A transport's progress on one message, kept in the spool entry (SpoolMeta.checkpoints) so that
@@ -175,8 +193,7 @@ export type FirstAttemptOutcome =
 export interface DeliveryPort {
   /**
    * Schedules the entry and, when `waitMs` > 0 (or `neverQueue`), runs its first attempt at once
-   * and reports how it went within the wait. `raw` is the message bytes when the receive half
-   * still holds them (saves re-reading the file).
+   * (from `entry.source`: in memory when the body was small) and reports how it went within the wait.
    */
-  submit(entry: SpoolEntry, raw: Buffer | undefined, options: { readonly waitMs: number; readonly neverQueue: boolean }): Promise<FirstAttemptOutcome>;
+  submit(entry: SpoolEntry, options: { readonly waitMs: number; readonly neverQueue: boolean }): Promise<FirstAttemptOutcome>;
 }

@@ -130,6 +130,12 @@ export interface SpoolMeta {
   /** set when an admin moved the message back from failed/: the first receipt (receivedAt restarts the lifetime) */
   readonly firstReceivedAt?: string;
   readonly sizeBytes: number;
+  /**
+   * Written by the spool: the length of the final header block at the start of the message
+   * file, so the header can be read without the body (absent in entries of older versions:
+   * the spool then finds the blank line).
+   */
+  readonly headerBytes?: number;
   readonly facts: {
     readonly from: string | undefined;
     readonly subject: string | undefined;
@@ -148,13 +154,18 @@ export interface SpoolMeta {
   readonly checkpoints?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
-/** A message in the queue: its metadata and where its final bytes are. */
+/**
+ * The final bytes of a message as handed to an upstream: whole in memory, or `header` followed
+ * by the bytes [bodyStart, bodyEnd) of a spool file. The header block travels apart from the
+ * body so a per-upstream header edit (message/sender-override.ts) never reads the body;
+ * core/raw-source.ts opens either form as one stream.
+ */
+export type RawSource =
+  | Buffer
+  | { readonly path: string; readonly header: Buffer; readonly bodyStart: number; readonly bodyEnd: number };
+
+/** A message in the queue: its metadata and its final bytes (read them through core/raw-source.ts). */
 export interface SpoolEntry {
   readonly meta: SpoolMeta;
-  readonly emlPath: string;
+  readonly source: RawSource;
 }
-
-/** The message body as the receive half holds it before spooling. */
-export type BodySource =
-  | { readonly kind: 'memory'; readonly chunks: readonly Buffer[]; readonly length: number }
-  | { readonly kind: 'file'; readonly path: string; readonly length: number };

@@ -18,6 +18,7 @@ import type { Clock } from '../core/clock.js';
 import type { DeliveryCheckpoint, RawSource, UpstreamSet } from '../core/ports.js';
 import type { Attempt, Envelope, Outcome, RecipientResult, SpoolMeta, Try } from '../core/types.js';
 import type { RouteConfig } from '../config/schema.js';
+import { rawHeader, withHeader } from '../core/raw-source.js';
 import { overrideSender } from '../message/sender-override.js';
 import { fitsLimits } from '../routing/limits.js';
 import { planRoutes } from '../routing/route.js';
@@ -66,12 +67,15 @@ export async function attemptDelivery(ports: AttemptPorts, message: AttemptMessa
   };
   const groups = planRoutes(message.envelope.rcptTo, ports.routes, ports.upstreams.names, (u) => ports.health.isDown(u));
   const results = new Map<string, RecipientResult>();
-  /** the bytes with an upstream's required sender, computed once per sender for this attempt */
-  const bytesBySender = new Map<string, Promise<RawSource>>();
-  const bytesFor = (from: string | undefined): Promise<RawSource> => {
-    if (from === undefined) return Promise.resolve(message.raw);
+  /**
+   * the bytes with an upstream's required sender, once per sender for this attempt: only the
+   * header block changes (the body range of a spooled message is not read)
+   */
+  const bytesBySender = new Map<string, RawSource>();
+  const bytesFor = (from: string | undefined): RawSource => {
+    if (from === undefined) return message.raw;
     let bytes = bytesBySender.get(from);
-    if (bytes === undefined) bytesBySender.set(from, (bytes = overrideSender(message.raw, from)));
+    if (bytes === undefined) bytesBySender.set(from, (bytes = withHeader(message.raw, overrideSender(rawHeader(message.raw), from))));
     return bytes;
   };
   let notBeforeMs: number | undefined;
@@ -111,7 +115,7 @@ export async function attemptDelivery(ports: AttemptPorts, message: AttemptMessa
         ...(reason === undefined ? {} : { reason }),
         ...(failure === undefined ? {} : { failure }),
       });
-      const raw = await bytesFor(settings.from);
+      const raw = bytesFor(settings.from);
       try {
         const report = await transport.send({
           qid: message.qid,

@@ -88,7 +88,7 @@ export class Dispatcher implements DeliveryPort {
     this.due.unschedule(qid);
   }
 
-  async submit(entry: SpoolEntry, raw: Buffer | undefined, options: { waitMs: number; neverQueue: boolean }): Promise<FirstAttemptOutcome> {
+  async submit(entry: SpoolEntry, options: { waitMs: number; neverQueue: boolean }): Promise<FirstAttemptOutcome> {
     const qid = entry.meta.qid;
     if (!this.running || (options.waitMs <= 0 && !options.neverQueue)) {
       this.due.schedule(qid, this.deps.clock.now());
@@ -96,7 +96,7 @@ export class Dispatcher implements DeliveryPort {
       return { kind: 'queued' };
     }
     const waiter: Waiter = { clientWaiting: true, settling: false, neverQueue: options.neverQueue };
-    const attempt = this.attempt(entry.meta, raw ?? { path: entry.emlPath }, waiter);
+    const attempt = this.attempt(entry.meta, entry.source, waiter);
     // the entry stays claimed until its spool removal (which runs behind the reply) is done
     const tracked = attempt.then(
       (c) => (c.kind === 'done' ? c.settled : undefined),
@@ -161,7 +161,7 @@ export class Dispatcher implements DeliveryPort {
       return;
     }
     if (entry === undefined) return; // removed meanwhile (delivered, deleted by an admin)
-    const conclusion = await this.attempt(entry.meta, { path: entry.emlPath }, { clientWaiting: false, settling: false, neverQueue: false }).catch(() => undefined);
+    const conclusion = await this.attempt(entry.meta, entry.source, { clientWaiting: false, settling: false, neverQueue: false }).catch(() => undefined);
     if (conclusion?.kind === 'done') await conclusion.settled;
   }
 

@@ -10,6 +10,7 @@
 import * as fsPromises from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OutgoingMessage, SendReport, UpstreamTransport, VerifyStep } from '../core/ports.js';
+import { openRaw } from '../core/raw-source.js';
 
 /** The async fs calls the outbox uses (tests may pass a failing one). */
 export interface OutboxFs {
@@ -17,7 +18,6 @@ export interface OutboxFs {
   open: typeof fsPromises.open;
   rename: typeof fsPromises.rename;
   rm: typeof fsPromises.rm;
-  copyFile: typeof fsPromises.copyFile;
 }
 
 export interface OutboxOptions {
@@ -42,20 +42,13 @@ export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
   }
 
   async function writeTmp(tmpPath: string, message: OutgoingMessage): Promise<void> {
-    if (!Buffer.isBuffer(message.raw)) {
-      await fs.copyFile(message.raw.path, tmpPath);
-      const copied = await fs.open(tmpPath, 'r+');
-      try {
-        await copied.chmod(0o640); // a copy takes its source's mode: the outbox's is fixed
-        if (opts.fsync) await copied.sync();
-      } finally {
-        await copied.close();
-      }
-      return;
-    }
     const handle = await fs.open(tmpPath, 'w', 0o640);
     try {
-      await handle.writeFile(message.raw);
+      // a spooled message is its header, then its body range of the spool file
+      // a spooled message is its header, then its body range of the spool file (writeFile
+      // writes each chunk whole, at the current position)
+      if (Buffer.isBuffer(message.raw)) await handle.writeFile(message.raw);
+      else for await (const chunk of openRaw(message.raw) as AsyncIterable<Buffer>) await handle.writeFile(chunk);
       if (opts.fsync) await handle.sync();
     } finally {
       await handle.close();

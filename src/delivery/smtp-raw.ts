@@ -12,7 +12,7 @@
  *   sent; an envelope or message refusal resets the session and keeps the connection.
  * Never: build a MIME tree per message (nodemailer's sendMail runs Mail → MailComposer →
  *   MimeNode → DataStream for every message, even for `raw`); hand a connection a stream it
- *   cannot re-read (a {path} body gets a new file stream per attempt); log message content.
+ *   cannot re-read (a spool file source is opened anew per attempt: core/raw-source.ts); log message content.
  * Assumes: envelope addresses were accepted by intake (user@domain). They still go through
  *   MimeNode's envelope normalisation (punycode for an IDN domain, quoting, duplicates), as
  *   sendMail did.
@@ -20,12 +20,13 @@
  * The one nodemailer internal used, RawConnection (DotStuffer instead of nodemailer's
  * DataStream), lives with the others in nodemailer-internals.ts, pinned by its test.
  */
-import { createReadStream } from 'node:fs';
 import MimeNode from 'nodemailer/lib/mime-node';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { XOAuth2ProvisionCallback } from 'nodemailer/lib/xoauth2';
 import { NODEMAILER_CONNECTION_TIMEOUT_MS } from '../core/delays.js';
+import type { RawSource } from '../core/ports.js';
+import { openRaw } from '../core/raw-source.js';
 import { RawConnection } from './nodemailer-internals.js';
 import { asNodemailerError, openUpstreamSocket } from './open-socket.js';
 
@@ -59,8 +60,8 @@ export interface RawEnvelope {
   readonly use8BitMime: boolean;
 }
 
-/** The message as spooled: in memory, or a file read from the start for every attempt. */
-export type RawBody = Buffer | { readonly path: string };
+/** The message as spooled: in memory, or the spool's header + body range, opened anew for every attempt. */
+export type RawBody = RawSource;
 
 export interface RawSmtpPool {
   send(envelope: RawEnvelope, body: RawBody): Promise<SMTPConnection.SentMessageInfo>;
@@ -182,7 +183,7 @@ export function createRawSmtpPool(options: RawSmtpPoolOptions): RawSmtpPool {
     connection.bodyStarted = false;
     const normalized = normalizer.setEnvelope({ from: job.envelope.from, to: [...job.envelope.to] }).getEnvelope();
     const envelope = { from: normalized.from === false ? '' : normalized.from, to: normalized.to, size: job.envelope.size, use8BitMime: job.envelope.use8BitMime };
-    const message = Buffer.isBuffer(job.body) ? job.body : createReadStream(job.body.path);
+    const message = Buffer.isBuffer(job.body) ? job.body : openRaw(job.body);
     connection.send(envelope, message, (err, info) => {
       slot.messages += 1;
       if (err === null || err === undefined) {

@@ -199,7 +199,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, deps: SmtpTranspor
         size: message.sizeBytes,
         use8BitMime: message.envelope.bodyType === '8bitmime',
       },
-      Buffer.isBuffer(message.raw) ? message.raw : { path: message.raw.path },
+      message.raw,
     );
     return toReport(info as unknown as Parameters<typeof toReport>[0]);
   };

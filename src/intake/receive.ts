@@ -3,15 +3,13 @@
  * → (optionally) the first delivery attempt → the reply the client gets.
  *
  * Does: stream the message once, feeding the header-block reader, the facts parser and the
- * body store (memory, spilled to a spool tmp file past `spillThresholdBytes`) side by side.
- * Replies 250 only after the spool has the final bytes on disk.
+ * spool's draft (the spool keeps the body in memory or spills it to a file of its own) side by
+ * side. Replies 250 only after the spool has the final bytes on disk.
  * Never: holds a large message whole in memory; acknowledges a message it could lose;
  * changes body bytes.
  * Assumes: the stream ends only at a real end of data (a disconnect destroys it).
  */
 import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
@@ -20,7 +18,8 @@ import { isRelayError, RelayError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { FLOOD_LOG_INTERVAL_MS, IN_FLIGHT_MAX_WAIT_MS } from '../core/delays.js';
 import type { DeliveryPort, Logger, Spool } from '../core/ports.js';
-import type { BodySource, SpoolMeta } from '../core/types.js';
+import { rawBytesInMemory } from '../core/raw-source.js';
+import type { SpoolMeta } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import { HeaderBlockReader } from '../message/header-block.js';
 import { applyHeaderEdits } from '../message/header-edits.js';
@@ -45,16 +44,11 @@ export interface ReceiveDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly policies?: readonly Policy[];
-  /** bodies larger than this are spilled to the spool's tmp dir while they arrive */
-  readonly spillThresholdBytes?: number;
   readonly onReceived?: (meta: SpoolMeta) => void;
   readonly onRejected?: (reason: string) => void;
 }
 
 export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: IntakeSession) => Promise<string> {
-  // Past 256 KiB a body goes to a spill file as it arrives: memory per message in flight stays small
-  // (50 concurrent 1 MB messages must fit well under 250 MB), and the spool copies the file anyway.
-  const spillThreshold = deps.spillThresholdBytes ?? 256 * 1024;
   // One budget for the process: the memory all transactions in flight hold together. A new
   // DATA waits for room (its client is held by TCP backpressure: nothing is read), at most half
   // the idle timeout so the client's session does not time out meanwhile, then gets 452 4.3.1.
@@ -106,7 +100,8 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
     const header = new HeaderBlockReader(MAX_HEADER_BYTES);
     const facts = createFactsParser({ maxHeaderBytes: MAX_HEADER_BYTES });
     facts.facts.catch(() => undefined); // observed below; never an unhandled rejection
-    const body = new BodyCollector(deps.spool.spillPath(qid), spillThreshold);
+    // the spool keeps the body (in memory, or in a file of its own past its spill threshold)
+    const draft = deps.spool.draft(qid);
 
     let received = 0;
     try {
@@ -114,11 +109,11 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       stream.pipe(lineEndings);
       const take = async (chunk: Buffer): Promise<void> => {
         if (!facts.input.write(chunk)) await once(facts.input, 'drain');
-        for (const bodyPart of header.push(chunk)) await body.add(bodyPart);
+        for (const bodyPart of header.push(chunk)) await draft.write(bodyPart);
         // what this transaction holds: the header block (kept, and copied by the parser) and
-        // the body while it is still below the spill threshold
+        // the body while the spool keeps it in memory
         received += chunk.length;
-        lease.hold((header.complete ? header.header.length : received) + body.memoryBytes);
+        lease.hold((header.complete ? header.header.length : received) + draft.bytesInMemory);
       };
       for await (const raw of lineEndings as AsyncIterable<Buffer>) {
         for (const chunk of longLines.push(raw)) await take(chunk);
@@ -132,7 +127,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       stream.unpipe(lineEndings);
       stream.resume();
       facts.input.destroy();
-      await body.discard();
+      await draft.discard();
       if (isRelayError(err)) throw rejected(err.code, err);
       throw err; // the client went away: nothing to reply, nothing spooled
     }
@@ -177,7 +172,6 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
         ? [...outcome.headerEdits, { op: 'add' as const, name: 'Received', value: receivedValue(session, config.listen.hostname, qid, new Date(receivedAtMs)) }]
         : outcome.headerEdits;
       const finalHeader = applyHeaderEdits(header.header, edits);
-      const bodySource = await body.finish();
       const meta: SpoolMeta = {
         version: 1,
         qid,
@@ -185,7 +179,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
         client: { address: session.remoteAddress, port: session.remotePort, heloName: session.heloName },
         receivedAt: new Date(receivedAtMs).toISOString(),
         originalMailFrom: session.envelope.mailFrom,
-        sizeBytes: finalHeader.length + bodySource.length,
+        sizeBytes: finalHeader.length + draft.length,
         facts: {
           from: parsed.from[0]?.address,
           subject: parsed.subject,
@@ -198,7 +192,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
         attempts: 0,
         nextAttemptAt: new Date(receivedAtMs).toISOString(),
       };
-      const entry = await deps.spool.store({ header: finalHeader, body: bodySource, meta }).catch((err: unknown) => {
+      const entry = await deps.spool.store({ draft, header: finalHeader, meta }).catch((err: unknown) => {
         if (isRelayError(err)) {
           log.error({ err: err.cause ?? err }, 'spool.write-failed');
           throw rejected(err.code, err);
@@ -223,9 +217,9 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
       deps.onReceived?.(meta);
 
       const waitSeconds = config.delivery.waitSeconds;
-      const raw = bodySource.kind === 'memory' ? Buffer.concat([finalHeader, ...bodySource.chunks]) : undefined;
-      if (raw !== undefined) lease.hold(raw.length + bodySource.length);
-      const first = await deps.delivery.submit(entry, raw, { waitMs: Math.max(0, waitSeconds) * 1000, neverQueue: waitSeconds < 0 });
+      // the first attempt sends from memory when the body was small (the spool hands it back whole)
+      lease.hold(rawBytesInMemory(entry.source));
+      const first = await deps.delivery.submit(entry, { waitMs: Math.max(0, waitSeconds) * 1000, neverQueue: waitSeconds < 0 });
       switch (first.kind) {
         case 'delivered':
           return `2.0.0 Ok: delivered as ${qid} (${first.response})`;
@@ -243,7 +237,7 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
           throw new RelayError('E_UPSTREAM_TEMPORARY', { detail: `Upstream temporarily unavailable (${first.response}); message not accepted, try again later` });
       }
     } finally {
-      await body.discard();
+      await draft.discard(); // a no-op once stored
     }
   }
 }
@@ -267,88 +261,4 @@ function upstreamReply(smtpCode: number, response: string): RelayError {
     smtpCode: smtpCode >= 500 && smtpCode < 600 ? smtpCode : 550,
     verbatim: response.replace(/^\d{3}[ -]/, ''),
   });
-}
-
-/** Collects body bytes in memory, moving them to a spill file once they pass the threshold. */
-class BodyCollector {
-  private chunks: Buffer[] = [];
-  private length = 0;
-  private spill: WriteStream | undefined;
-  private spillError: Error | undefined;
-
-  /** body bytes held in memory (0 once they went to the spill file) */
-  get memoryBytes(): number {
-    return this.spill === undefined ? this.length : 0;
-  }
-
-  constructor(
-    private readonly spillPath: string,
-    private readonly thresholdBytes: number,
-  ) {}
-
-  async add(chunk: Buffer): Promise<void> {
-    this.length += chunk.length;
-    if (this.spill === undefined) {
-      this.chunks.push(chunk);
-      if (this.length <= this.thresholdBytes) return;
-      const spill = createWriteStream(this.spillPath, { flags: 'wx' });
-      // A full or unwritable disk must become a 452, never an unhandled 'error' (a crash).
-      spill.on('error', (err) => {
-        this.spillError ??= err;
-      });
-      this.spill = spill;
-      const pending = this.chunks;
-      this.chunks = [];
-      for (const c of pending) await this.write(spill, c);
-      return;
-    }
-    await this.write(this.spill, chunk);
-  }
-
-  private async write(spill: WriteStream, chunk: Buffer): Promise<void> {
-    this.throwIfFailed();
-    if (!spill.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          spill.off('drain', done);
-          spill.off('error', done);
-          spill.off('close', done);
-          resolve();
-        };
-        spill.on('drain', done);
-        spill.on('error', done);
-        spill.on('close', done);
-      });
-    }
-    this.throwIfFailed();
-  }
-
-  private throwIfFailed(): void {
-    if (this.spillError !== undefined) throw new RelayError('E_SPOOL_WRITE', { cause: this.spillError });
-  }
-
-  async finish(): Promise<BodySource> {
-    if (this.spill === undefined) return { kind: 'memory', chunks: this.chunks, length: this.length };
-    const spill = this.spill;
-    this.throwIfFailed();
-    await new Promise<void>((resolve, reject) => {
-      if (spill.closed) return reject(this.spillError ?? new Error('spill file closed early'));
-      spill.once('error', reject);
-      spill.end(() => resolve());
-    }).catch((err: unknown) => {
-      throw new RelayError('E_SPOOL_WRITE', { cause: err });
-    });
-    return { kind: 'file', path: this.spillPath, length: this.length };
-  }
-
-  /** Removes the spill file if the message was not handed to the spool (the spool removes it otherwise). */
-  async discard(): Promise<void> {
-    this.chunks = [];
-    if (this.spill === undefined) return;
-    const spill = this.spill;
-    this.spill = undefined;
-    if (!spill.closed) spill.destroy();
-    // after a successful store the spool has already moved the bytes and removed this file
-    await unlink(this.spillPath).catch(() => undefined);
-  }
 }

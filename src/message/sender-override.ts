@@ -3,30 +3,30 @@
  * mailbox (Exchange Online's Send-As check), so `upstreams[].from` replaces the From address of
  * messages sent through it, keeping the display name.
  *
- * Does: rewrite the top-level From of the final bytes. Never: touches the body.
- * Assumes: it runs only when an upstream sets `from` (it reads the whole message; large
- * messages through such an upstream cost one extra read).
+ * Does: rewrite the From field of a top-level header block: a pure function of the header
+ *   (the caller swaps the header of the message's source: the body is never read, so a retry
+ *   through such an upstream costs the header's bytes, not the message's).
+ * Never: touches the body; reads a file.
+ * Assumes: `header` is the final header block (CRLF-terminated fields, no blank line).
  */
-import { readFile } from 'node:fs/promises';
-import { parseAddressHeader } from 'mailparser';
-import type { RawSource } from '../core/ports.js';
+import addressparser from 'nodemailer/lib/addressparser';
 import { formatMailbox } from '../core/address.js';
+import { decodeWords } from '../core/address-list.js';
 import { applyHeaderEdits, headerFieldValues } from './header-edits.js';
 
-/** Index just past the CRLF that ends the last header field (the blank line is not included). */
-export function headerBlockEnd(bytes: Buffer): number {
-  if (bytes.subarray(0, 2).equals(Buffer.from('\r\n'))) return 0;
-  const at = bytes.indexOf('\r\n\r\n');
-  return at === -1 ? bytes.length : at + 2;
+/**
+ * The display name of the first mailbox (or group) of a From value, RFC 2047 decoded as
+ * mailparser decodes it (addressparser, then libmime: a name that fails to decode stays as
+ * written), so formatMailbox encodes it once, not twice.
+ */
+function displayName(value: string): string {
+  const name = (addressparser(value)[0]?.name ?? '').toString().trim();
+  return name === '' ? '' : decodeWords(name);
 }
 
-export async function overrideSender(raw: RawSource, address: string): Promise<Buffer> {
-  const bytes = Buffer.isBuffer(raw) ? raw : await readFile(raw.path);
-  const end = headerBlockEnd(bytes);
-  const header = bytes.subarray(0, end);
+/** The header block with its From set to `address` (the first From's display name kept). */
+export function overrideSender(header: Buffer, address: string): Buffer {
   const current = headerFieldValues(header, 'from')[0];
-  // mailparser decodes RFC 2047 display names, so formatMailbox encodes them once, not twice
-  const name = current === undefined ? '' : (parseAddressHeader(current).value[0]?.name ?? '');
-  const edited = applyHeaderEdits(header, [{ op: 'set', name: 'From', value: formatMailbox({ name, address }) }]);
-  return Buffer.concat([edited, bytes.subarray(end)]);
+  const name = current === undefined ? '' : displayName(current);
+  return applyHeaderEdits(header, [{ op: 'set', name: 'From', value: formatMailbox({ name, address }) }]);
 }

@@ -11,11 +11,13 @@
  * Never: send a notice about a notice (a failed message with the null sender gets none, so a
  *   notice that cannot be delivered ends in failed/ and stops there); let a notice problem
  *   affect the failed message (the caller logs and goes on); include the failed message's body.
- * Assumes: the failed message is already in failed/ (its header block is read from there).
+ * Assumes: the failed message is already in failed/ (its header block comes from there, through
+ *   the spool's readFailed: the body is never read).
  */
-import { open } from 'node:fs/promises';
 import type { Clock } from '../core/clock.js';
 import type { FailureNotifier, FailureReason, Logger, Spool } from '../core/ports.js';
+import { headerBlockEnd, rawHeader } from '../core/raw-source.js';
+import { storeMessage } from '../core/store-message.js';
 import type { SpoolEntry, SpoolMeta } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import { buildFailureNotice } from './dsn.js';
@@ -24,7 +26,7 @@ export interface NotifierDeps {
   readonly config: () => Config;
   readonly spool: Spool;
   /** hands a spooled notice to the delivery half (the dispatcher's submit, without waiting) */
-  readonly submit: (entry: SpoolEntry, raw: Buffer) => Promise<unknown>;
+  readonly submit: (entry: SpoolEntry) => Promise<unknown>;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -51,19 +53,6 @@ class HourlyLimit {
   }
 }
 
-async function readHeaderBlock(path: string): Promise<Buffer> {
-  const file = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(MAX_HEADER_BYTES);
-    const { bytesRead } = await file.read(buffer, 0, MAX_HEADER_BYTES, 0);
-    const data = buffer.subarray(0, bytesRead);
-    const end = data.indexOf('\r\n\r\n');
-    return end === -1 ? data : data.subarray(0, end + 2);
-  } finally {
-    await file.close();
-  }
-}
-
 export function createFailureNotifier(deps: NotifierDeps): FailureNotifier {
   const limit = new HourlyLimit(deps.clock);
   return {
@@ -81,7 +70,7 @@ export function createFailureNotifier(deps: NotifierDeps): FailureNotifier {
       if (audiences.length === 0) return;
 
       const failedEntry = await deps.spool.readFailed(meta.qid);
-      const header = failedEntry === undefined ? Buffer.alloc(0) : await readHeaderBlock(failedEntry.emlPath);
+      const header = failedEntry === undefined ? Buffer.alloc(0) : rawHeader(failedEntry.source).subarray(0, MAX_HEADER_BYTES);
       const config = deps.config();
       const from = settings.from ?? config.message.globalFrom ?? `postmaster@${config.listen.hostname}`;
       const relays = new Map(meta.recipients.map((r) => [r.address, r.relay]));
@@ -108,7 +97,7 @@ export function createFailureNotifier(deps: NotifierDeps): FailureNotifier {
           originalSubject: meta.facts.subject,
           originalHeader: header,
         });
-        const end = raw.indexOf('\r\n\r\n') + 4;
+        const end = headerBlockEnd(raw);
         const noticeMeta: SpoolMeta = {
           version: 1,
           qid,
@@ -122,9 +111,9 @@ export function createFailureNotifier(deps: NotifierDeps): FailureNotifier {
           attempts: 0,
           nextAttemptAt: new Date(now).toISOString(),
         };
-        const entry = await deps.spool.store({ header: raw.subarray(0, end), body: { kind: 'memory', chunks: [raw.subarray(end)], length: raw.length - end }, meta: noticeMeta });
+        const entry = await storeMessage(deps.spool, { header: raw.subarray(0, end), body: raw.subarray(end), meta: noticeMeta });
         log.info({ notice: qid, to, audience: audience.who, recipients: failure.recipients.map((r) => r.address) }, 'notice.queued');
-        await deps.submit(entry, raw);
+        await deps.submit(entry);
       }
     },
   };

@@ -115,6 +115,7 @@ export const EVENTS = {
   'spool.quarantined': { level: 'warn', fields: ['file', 'movedAs', 'problem'], when: 'an unreadable queue entry was set aside at start' },
   'spool.meta-unreadable': { level: 'error', fields: ['qid', 'err'], when: "a queue entry's metadata could not be read" },
   'spool.meta-invalid': { level: 'error', fields: ['qid', 'problem'], when: "a queue entry's metadata is not valid" },
+  'spool.message-unreadable': { level: 'error', fields: ['qid', 'err'], when: "a queue entry's message file could not be read" },
   'spool.cleanup-failed': { level: 'warn', fields: ['file', 'err'], when: 'a spool file could not be removed' },
 
   // --- operations (ops/)

@@ -1,8 +1,10 @@
 /**
  * The durable spool on a local file system.
  *
- * Does: store a message as `queue/<qid>.eml` (final bytes) + `queue/<qid>.json`
- * (SpoolMeta, compact JSON) by writing and fsyncing both in `tmp/` at the same time,
+ * Does: take a message's body as it arrives (`draft()`: memory, spilled to `tmp/<qid>.spill`
+ * past `spillThresholdBytes`); store a message as `queue/<qid>.eml` (final bytes) +
+ * `queue/<qid>.json` (SpoolMeta, compact JSON, with `headerBytes`: the header block's length,
+ * so an entry's header is read without its body) by writing and fsyncing both in `tmp/` at the same time,
  * renaming the .eml then (once that rename is done) the .json into `queue/` and fsyncing
  * `queue/` (one shared fsync for concurrent stores: group commit) before resolving.
  * An entry exists only when its .json exists. Moves undeliverable entries to `failed/`
@@ -19,8 +21,10 @@
 import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { RelayError } from '../core/errors.js';
-import type { FailedEntry, FailureReason, Logger, RecoveryReport, Spool } from '../core/ports.js';
-import type { BodySource, SpoolEntry, SpoolMeta } from '../core/types.js';
+import type { FailedEntry, FailureReason, Logger, RecoveryReport, Spool, SpoolDraft } from '../core/ports.js';
+import { headerBlockEnd } from '../core/raw-source.js';
+import type { RawSource, SpoolEntry, SpoolMeta } from '../core/types.js';
+import { FsDraft, type DraftBody } from './draft.js';
 import { GroupCommitter } from './group-commit.js';
 import { checkMeta, compareByReceivedAt } from './meta-check.js';
 import { createQidSequence, isValidQid, makeQid } from './qid.js';
@@ -34,7 +38,21 @@ export interface FsSpoolOptions {
   readonly fs?: SpoolFs;
   readonly log?: Logger;
   readonly newQid?: () => string;
+  /** a draft body past this many bytes goes to a file in tmp/ as it arrives (default 256 KiB) */
+  readonly spillThresholdBytes?: number;
 }
+
+const DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024;
+/**
+ * How far into an entry of an older version (no `headerBytes`) the blank line after the header
+ * is looked for: the intake refuses header blocks over 1 MiB.
+ */
+const LEGACY_HEADER_SCAN_BYTES = 1024 * 1024 + 4;
+/** The first look for it (most header blocks are a few KiB). */
+const LEGACY_HEADER_FIRST_READ_BYTES = 64 * 1024;
+
+/** A message in a spool file: its header, and the range of the file that is its body. */
+type FileSource = Exclude<RawSource, Buffer>;
 
 type SpoolSubdir = 'tmp' | 'queue' | 'failed' | 'quarantine';
 const SUBDIRS: readonly SpoolSubdir[] = ['tmp', 'queue', 'failed', 'quarantine'];
@@ -59,6 +77,7 @@ export class FsSpool implements Spool {
   private readonly fs: SpoolFs;
   private readonly log: Logger | undefined;
   private readonly makeNewQid: () => string;
+  private readonly spillThresholdBytes: number;
   /** one committer per directory whose fsync is shared */
   private readonly dirCommitters = new Map<SpoolSubdir, GroupCommitter>();
 
@@ -69,18 +88,30 @@ export class FsSpool implements Spool {
     this.fs = options.fs ?? createRealSpoolFs();
     this.log = options.log;
     this.makeNewQid = options.newQid ?? createQidSequence(this.clock);
+    this.spillThresholdBytes = options.spillThresholdBytes ?? DEFAULT_SPILL_THRESHOLD_BYTES;
   }
 
   newQid(): string {
     return this.makeNewQid();
   }
 
-  spillPath(qid: string): string {
-    return this.pathOf('tmp', `${checkedQid(qid)}.spill`);
+  draft(qid: string): SpoolDraft {
+    return new FsDraft(checkedQid(qid), this.fs, this.draftPath(qid), this.spillThresholdBytes, this.log);
   }
 
-  async store(input: { readonly header: Buffer; readonly body: BodySource; readonly meta: SpoolMeta }): Promise<SpoolEntry> {
+  async store(input: { readonly draft: SpoolDraft; readonly header: Buffer; readonly meta: SpoolMeta }): Promise<SpoolEntry> {
     const qid = checkedQid(input.meta.qid);
+    const draft = input.draft;
+    if (!(draft instanceof FsDraft) || draft.qid !== qid || draft.filePath !== this.draftPath(qid)) {
+      throw new RelayError('E_INTERNAL', { logMessage: `spool store of ${qid}: the draft is not this spool's draft for ${qid}` });
+    }
+    const meta: SpoolMeta = { ...input.meta, headerBytes: input.header.length };
+    let body: DraftBody;
+    try {
+      body = await draft.seal();
+    } catch (err) {
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool store of ${qid} failed: ${describe(err)}` });
+    }
     const tmpEml = this.pathOf('tmp', `${qid}.eml`);
     const tmpJson = this.pathOf('tmp', `${qid}.json`);
     const queueEml = this.pathOf('queue', `${qid}.eml`);
@@ -92,8 +123,8 @@ export class FsSpool implements Spool {
       // instead of two, and the file system can commit both fsyncs in one journal commit.
       // Neither name is visible in queue/ before both are durable (renames come after).
       const [emlWrite, jsonWrite] = await Promise.allSettled([
-        this.writeFileDurably(tmpEml, { exclusive: true }, (file) => this.fillEml(file, qid, input.header, input.body)),
-        this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(input.meta)])),
+        this.writeFileDurably(tmpEml, { exclusive: true }, (file) => this.fillEml(file, qid, input.header, body)),
+        this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)])),
       ]);
       if (emlWrite.status === 'rejected' || jsonWrite.status === 'rejected') {
         // writeFileDurably removed the file it failed on; the other one goes too.
@@ -111,14 +142,17 @@ export class FsSpool implements Spool {
       await this.syncDir('queue');
     } catch (err) {
       await this.removeQuietly(created);
+      await draft.discard();
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool store of ${qid} failed: ${describe(err)}` });
     }
-    if (input.body.kind === 'file') await this.removeQuietly([input.body.path]);
-    return { meta: input.meta, emlPath: queueEml };
+    await draft.discard(); // the bytes are in the .eml now
+    const source: RawSource =
+      body.kind === 'memory' ? Buffer.concat([input.header, ...body.chunks]) : fileSource(queueEml, input.header, input.header.length + body.length);
+    return { meta, source };
   }
 
   /** Writes the message bytes: the header, then the body from memory or from its spill file. */
-  private async fillEml(file: SpoolFileHandle, qid: string, header: Buffer, body: BodySource): Promise<void> {
+  private async fillEml(file: SpoolFileHandle, qid: string, header: Buffer, body: DraftBody): Promise<void> {
     if (body.kind === 'memory') {
       await file.writeAll([header, ...body.chunks]);
       return;
@@ -209,7 +243,6 @@ export class FsSpool implements Spool {
 
   async readFailed(qid: string): Promise<FailedEntry | undefined> {
     checkedQid(qid);
-    const emlPath = this.pathOf('failed', `${qid}.eml`);
     let bytes: Buffer;
     try {
       bytes = await this.fs.readFile(this.pathOf('failed', `${qid}.json`));
@@ -219,14 +252,15 @@ export class FsSpool implements Spool {
     }
     const checked = checkMeta(bytes, qid);
     if (!checked.ok) throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `failed meta of ${qid} invalid: ${checked.problem}` });
-    if ((await this.fs.stat(emlPath)) === undefined) return undefined; // a half-finished requeue or removal
+    const source = await this.sourceOf('failed', checked.meta);
+    if (source === undefined) return undefined; // a half-finished requeue or removal
     let reason: FailureReason | undefined;
     try {
       reason = JSON.parse((await this.fs.readFile(this.pathOf('failed', `${qid}.reason.json`))).toString('utf8')) as FailureReason;
     } catch {
       reason = undefined; // the entry stays usable without its reason
     }
-    return { meta: checked.meta, reason, emlPath };
+    return { meta: checked.meta, reason, source };
   }
 
   /**
@@ -239,7 +273,10 @@ export class FsSpool implements Spool {
     const qid = checkedQid(meta.qid);
     const tmpJson = this.pathOf('tmp', `${qid}.${makeQid(this.clock.now())}.meta`);
     const queueEml = this.pathOf('queue', `${qid}.eml`);
+    let source: FileSource | undefined;
     try {
+      source = await this.sourceOf('failed', meta);
+      if (source === undefined) throw Object.assign(new Error(`failed/${qid}.eml does not exist`), { code: 'ENOENT' });
       await this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)]));
       try {
         await this.fs.rename(this.pathOf('failed', `${qid}.eml`), queueEml);
@@ -255,7 +292,7 @@ export class FsSpool implements Spool {
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool requeue of ${qid} failed: ${describe(err)}` });
     }
-    return { meta, emlPath: queueEml };
+    return { meta, source: { ...source, path: queueEml } };
   }
 
   async removeFailed(qid: string): Promise<void> {
@@ -318,7 +355,13 @@ export class FsSpool implements Spool {
         if (queueNames.has(emlName)) toQuarantine.push({ name: emlName, problem: `its .json: ${problem}` });
         continue;
       }
-      entries.push({ meta: problem, emlPath: this.pathOf('queue', emlName) });
+      const source = await this.sourceOf('queue', problem).catch((err: unknown) => `its .eml is unreadable: ${describe(err)}`);
+      if (typeof source !== 'object') {
+        const why = source ?? '.eml vanished';
+        toQuarantine.push({ name, problem: why }, { name: emlName, problem: why });
+        continue;
+      }
+      entries.push({ meta: problem, source });
     }
 
     const quarantined: string[] = [];
@@ -334,6 +377,11 @@ export class FsSpool implements Spool {
   }
 
   // ---- internals ----
+
+  /** where a draft's body goes past the spill threshold */
+  private draftPath(qid: string): string {
+    return this.pathOf('tmp', `${qid}.spill`);
+  }
 
   private pathOf(subdir: SpoolSubdir, name?: string): string {
     return name === undefined ? join(this.dir, subdir) : join(this.dir, subdir, name);
@@ -416,7 +464,43 @@ export class FsSpool implements Spool {
       }
       throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool meta of ${qid} invalid: ${checked.problem}` });
     }
-    return { meta: checked.meta, emlPath: this.pathOf('queue', `${qid}.eml`) };
+    let source: RawSource | undefined;
+    try {
+      source = await this.sourceOf('queue', checked.meta);
+    } catch (err) {
+      if (options.corrupt === 'skip') {
+        this.log?.error({ qid, err }, 'spool.message-unreadable');
+        return undefined;
+      }
+      throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `spool message of ${qid} unreadable: ${describe(err)}` });
+    }
+    return source === undefined ? undefined : { meta: checked.meta, source };
+  }
+
+  /**
+   * The entry's bytes as a source: its header block read from the start of its .eml (only the
+   * header: `headerBytes` long, or up to the blank line for an entry of an older version), the
+   * body as the range after it. undefined when the .eml does not exist.
+   */
+  private async sourceOf(subdir: 'queue' | 'failed', meta: SpoolMeta): Promise<FileSource | undefined> {
+    const path = this.pathOf(subdir, `${meta.qid}.eml`);
+    const known = meta.headerBytes;
+    let read: { readonly head: Buffer; readonly sizeBytes: number };
+    try {
+      read = await this.fs.readHead(path, known ?? LEGACY_HEADER_FIRST_READ_BYTES);
+      if (known === undefined && headerBlockEnd(read.head) === read.head.length && read.head.length < Math.min(read.sizeBytes, LEGACY_HEADER_SCAN_BYTES)) {
+        read = await this.fs.readHead(path, LEGACY_HEADER_SCAN_BYTES); // a long header: look further
+      }
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    if (known !== undefined) {
+      if (read.head.length !== known) throw new Error(`${subdir}/${meta.qid}.eml has ${read.sizeBytes} bytes, shorter than its ${known}-byte header`);
+      return fileSource(path, read.head, read.sizeBytes);
+    }
+    // a copy: the rest of what was read is body, and must not stay in memory with the header
+    return fileSource(path, Buffer.from(read.head.subarray(0, headerBlockEnd(read.head))), read.sizeBytes);
   }
 
   /** The meta when it is sound, else the problem. */
@@ -471,6 +555,11 @@ export class FsSpool implements Spool {
   }
 }
 
+
+/** `header` followed by the bytes after it in the file, up to `sizeBytes`. */
+function fileSource(path: string, header: Buffer, sizeBytes: number): FileSource {
+  return { path, header, bodyStart: header.length, bodyEnd: sizeBytes };
+}
 
 function checkedQid(qid: string): string {
   if (!isValidQid(qid)) {

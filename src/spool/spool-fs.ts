@@ -3,7 +3,7 @@
  *
  * Does: provide the fs calls the spool needs (open for write, write all bytes, fsync a
  * file or a directory, copy a file's bytes into an open file, rename, unlink, readdir,
- * readFile, mkdir, stat), so tests can inject faults (ENOSPC, EROFS, EACCES...) at any
+ * readFile, read the start of a file, mkdir, stat), so tests can inject faults (ENOSPC, EROFS, EACCES...) at any
  * step and count or order the operations. The per-message calls (open, write, fsync,
  * close, rename, unlink) use callback-style `node:fs` on plain file descriptors wrapped
  * in one promise each: `fs/promises` FileHandles cost a FileHandle object, an
@@ -15,7 +15,7 @@
  * read-only and fsynced, as on Linux); callers close every handle `openForWrite`
  * returned (a plain fd, unlike a FileHandle, is never closed by the garbage collector).
  */
-import { close, fsync, open, read, rename, unlink, write, writev } from 'node:fs';
+import { close, fstat, fsync, open, read, rename, unlink, write, writev } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 
 /** A file opened for writing by the spool. */
@@ -37,6 +37,8 @@ export interface SpoolFs {
   unlink(path: string): Promise<void>;
   readdir(path: string): Promise<string[]>;
   readFile(path: string): Promise<Buffer>;
+  /** The first `maxBytes` bytes of a file (fewer when it is shorter) and the file's size. */
+  readHead(path: string, maxBytes: number): Promise<{ readonly head: Buffer; readonly sizeBytes: number }>;
   mkdir(path: string): Promise<void>;
   /** undefined when the path does not exist (ENOENT) */
   stat(path: string): Promise<{ readonly sizeBytes: number; readonly mtimeMs: number; readonly isFile: boolean } | undefined>;
@@ -86,6 +88,12 @@ function writeAt(fd: number, buffers: readonly Buffer[], positionBytes: number):
     const only = buffers.length === 1 ? buffers[0] : undefined;
     if (only !== undefined) write(fd, only, 0, only.length, positionBytes, done);
     else writev(fd, buffers as Buffer[], positionBytes, done);
+  });
+}
+
+function fstatSize(fd: number): Promise<number> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    fstat(fd, (err, stats) => (err === null ? resolvePromise(stats.size) : rejectPromise(err)));
   });
 }
 
@@ -174,6 +182,23 @@ export function createRealSpoolFs(): SpoolFs {
     unlink: unlinkPath,
     readdir: (path) => readdir(path),
     readFile: (path) => readFile(path),
+    async readHead(path, maxBytes) {
+      const fd = await openFd(path, 'r', 0);
+      try {
+        const sizeBytes = await fstatSize(fd);
+        const head = Buffer.allocUnsafe(Math.max(0, Math.min(maxBytes, sizeBytes)));
+        let filled = 0;
+        // Bounded by the buffer: stops when it is full or at the end of the file.
+        while (filled < head.length) {
+          const bytesRead = await readAt(fd, head.subarray(filled), filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        return { head: head.subarray(0, filled), sizeBytes };
+      } finally {
+        await closeFd(fd);
+      }
+    },
     async mkdir(path) {
       await mkdir(path, { recursive: true, mode: 0o750 });
     },

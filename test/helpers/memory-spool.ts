@@ -1,20 +1,51 @@
 /**
  * An in-memory Spool for unit tests of the dispatcher, the recorder and the receive conductor:
  * the same contract as FsSpool (store, list, read, update, remove, fail) without a disk.
- * `failNext(op)` makes the next call of that operation throw (a full disk), and `calls` keeps
- * the order of operations for assertions.
+ * `failNext(op)` makes the next call of that operation throw (a full disk; 'draft' fails the
+ * next draft write), and `calls` keeps the order of operations for assertions. Drafts keep
+ * their body in memory (`drafts` lists the ones not yet stored or discarded).
  */
-import type { FailedEntry, FailureReason, RecoveryReport, Spool } from '../../src/core/ports.js';
-import type { BodySource, SpoolEntry, SpoolMeta } from '../../src/core/types.js';
+import type { FailedEntry, FailureReason, RecoveryReport, Spool, SpoolDraft } from '../../src/core/ports.js';
+import type { SpoolEntry, SpoolMeta } from '../../src/core/types.js';
 import { RelayError } from '../../src/core/errors.js';
 
-type Op = 'store' | 'update' | 'remove' | 'fail' | 'read';
+type Op = 'draft' | 'store' | 'update' | 'remove' | 'fail' | 'read';
+
+/** A body kept in memory until stored or discarded. */
+class MemoryDraft implements SpoolDraft {
+  chunks: Buffer[] = [];
+  length = 0;
+  done = false;
+
+  constructor(
+    readonly qid: string,
+    private readonly spool: MemorySpool,
+  ) {}
+
+  get bytesInMemory(): number {
+    return this.length;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.done) throw new Error(`memory spool: write to the finished draft of ${this.qid}`);
+    this.spool.checkDraftWrite(this.qid);
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  async discard(): Promise<void> {
+    this.done = true;
+    this.chunks = [];
+    this.spool.drafts.delete(this);
+  }
+}
 
 export class MemorySpool implements Spool {
   readonly dir = '/memory-spool';
   readonly queue = new Map<string, { meta: SpoolMeta; bytes: Buffer }>();
   readonly failed = new Map<string, { meta: SpoolMeta; bytes: Buffer; reason: FailureReason }>();
   readonly calls: string[] = [];
+  readonly drafts = new Set<SpoolDraft>();
   private readonly failing = new Set<Op>();
   private readonly waiters: (() => void)[] = [];
   private counter = 0;
@@ -55,14 +86,32 @@ export class MemorySpool implements Spool {
     return `MEMQ${String(this.counter).padStart(6, '0')}`;
   }
 
-  spillPath(qid: string): string {
-    return `${this.dir}/spill/${qid}`;
+  draft(qid: string): SpoolDraft {
+    const draft = new MemoryDraft(qid, this);
+    this.drafts.add(draft);
+    return draft;
   }
 
-  async store(input: { readonly header: Buffer; readonly body: BodySource; readonly meta: SpoolMeta }): Promise<SpoolEntry> {
-    this.check('store', input.meta.qid);
-    if (input.body.kind !== 'memory') throw new Error('MemorySpool stores in-memory bodies only');
-    this.queue.set(input.meta.qid, { meta: input.meta, bytes: Buffer.concat([input.header, ...input.body.chunks]) });
+  /** @internal for MemoryDraft: a failNext('draft') makes this write fail (the draft is then discarded, as FsSpool does). */
+  checkDraftWrite(qid: string): void {
+    if (this.failing.delete('draft')) {
+      for (const draft of this.drafts) if (draft.qid === qid) void draft.discard();
+      throw new RelayError('E_SPOOL_WRITE', { logMessage: 'memory spool: draft write failed (test)' });
+    }
+  }
+
+  async store(input: { readonly draft: SpoolDraft; readonly header: Buffer; readonly meta: SpoolMeta }): Promise<SpoolEntry> {
+    const draft = input.draft;
+    if (!(draft instanceof MemoryDraft) || draft.done) throw new Error('memory spool: store of a draft that is not an open draft of this spool');
+    try {
+      this.check('store', input.meta.qid);
+    } catch (err) {
+      await draft.discard();
+      throw err;
+    }
+    const bytes = Buffer.concat([input.header, ...draft.chunks]);
+    await draft.discard();
+    this.queue.set(input.meta.qid, { meta: input.meta, bytes });
     this.changed();
     return this.entry(input.meta);
   }
@@ -110,7 +159,7 @@ export class MemorySpool implements Spool {
 
   async readFailed(qid: string): Promise<FailedEntry | undefined> {
     const found = this.failed.get(qid);
-    return found === undefined ? undefined : { meta: found.meta, reason: found.reason, emlPath: `${this.dir}/failed/${qid}.eml` };
+    return found === undefined ? undefined : { meta: found.meta, reason: found.reason, source: found.bytes };
   }
 
   async requeue(meta: SpoolMeta): Promise<SpoolEntry> {
@@ -135,7 +184,7 @@ export class MemorySpool implements Spool {
   }
 
   private entry(meta: SpoolMeta): SpoolEntry {
-    return { meta, emlPath: `${this.dir}/queue/${meta.qid}.eml` };
+    return { meta, source: this.queue.get(meta.qid)?.bytes ?? this.failed.get(meta.qid)?.bytes ?? Buffer.alloc(0) };
   }
 }
 

@@ -14,11 +14,11 @@
  * Assumes: the source is the spooled message (CRLF line ends, as intake stores it). Leaf indexes
  *   count non-multipart nodes in stream order, which is the same for every read of the same bytes.
  */
-import { createReadStream } from 'node:fs';
 import { Readable, Transform, Writable, pipeline } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { Joiner, Splitter, type MimeNode } from '@zone-eu/mailsplit';
 import type { RawSource } from '../../core/ports.js';
+import { openRaw } from '../../core/raw-source.js';
 
 export interface MimeLeaf {
   /** position among the message's leaf parts, in stream order */
@@ -51,14 +51,10 @@ export interface TopHeaderEdit {
 
 type Chunk = MimeNode | { readonly type: 'data' | 'body'; readonly value: Buffer };
 
-function sourceStream(source: RawSource): Readable {
-  return Buffer.isBuffer(source) ? Readable.from([source]) : createReadStream(source.path);
-}
-
 /** A Splitter fed from `source`; destroying it (or breaking out of its iteration) closes the file. */
 function split(source: RawSource): Splitter {
   const splitter = new Splitter({ ignoreEmbedded: true });
-  pipeline(sourceStream(source), splitter, () => undefined);
+  pipeline(openRaw(source), splitter, () => undefined);
   return splitter;
 }
 

@@ -33,9 +33,9 @@
  * Assumes: `auth` is oauth2 with a Graph scope (config/schema.ts); Graph answers sendMail and send
  *   with 202 and no per-recipient result, so every envelope recipient counts as accepted.
  */
-import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../core/clock.js';
 import type { DeliveryCheckpoint, Logger, OutgoingMessage, RawSource, SendReport, UpstreamTransport } from '../../core/ports.js';
+import { readRaw } from '../../core/raw-source.js';
 import type { TokenSource } from '../credentials/token-source.js';
 import { GraphError, httpError } from './errors.js';
 import { GraphHttp, type GraphHttpOptions } from './http.js';
@@ -287,7 +287,7 @@ export function createGraphTransport(options: GraphTransportOptions): UpstreamTr
       ...(options.defaultFrom === undefined ? [] : senderEdit(scan.headers.from, options.defaultFrom)),
     ];
     if (options.saveToSentItems && base64Length(message.sizeBytes + 4096) <= GRAPH_REQUEST_BUDGET_BYTES) {
-      const mime = edits.length === 0 ? (Buffer.isBuffer(message.raw) ? message.raw : await readFile(message.raw.path)) : await rewriteMime(message.raw, new Set(), edits);
+      const mime = edits.length === 0 ? await readRaw(message.raw) : await rewriteMime(message.raw, new Set(), edits);
       await sendMail(mime);
       return accepted(message, 'sendMail');
     }

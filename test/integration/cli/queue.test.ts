@@ -12,6 +12,7 @@ import type { SpoolMeta } from '../../../src/core/types.js';
 import { FsSpool } from '../../../src/spool/fs-spool.js';
 import { startRefusingPort } from '../../helpers/fake-upstream.js';
 import { captureIo } from './support.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -47,9 +48,9 @@ describe('queue (direct mode on the spool files)', () => {
     clock = new ManualClock(T0);
     spool = new FsSpool({ dir: join(dir, 'spool'), fsync: false, clock });
     await spool.recover();
-    const body = (text: string) => ({ kind: 'memory' as const, chunks: [Buffer.from(text)], length: text.length });
-    await spool.store({ header: Buffer.from('Subject: one\r\n\r\n'), body: body('first body\r\n'), meta: meta('AAAA0001') });
-    await spool.store({
+    const body = (text: string) => Buffer.from(text);
+    await storeMessage(spool, { header: Buffer.from('Subject: one\r\n\r\n'), body: body('first body\r\n'), meta: meta('AAAA0001') });
+    await storeMessage(spool, {
       header: Buffer.from('Subject: two\r\n\r\n'),
       body: body('second body\r\n'),
       meta: meta('AAAA0002', { receivedAt: new Date(T0 + 1000).toISOString(), envelope: { mailFrom: '', rcptTo: ['c@dest.test'] }, recipients: [{ address: 'c@dest.test', status: 'pending' }], attempts: 0, lastError: undefined, nextAttemptAt: new Date(T0).toISOString() }),
@@ -194,7 +195,7 @@ describe('queue (direct mode on the spool files)', () => {
   it('show prints the metadata JSON, and exits 1 for an unknown or malformed qid', async () => {
     const shown = await run(['show', 'AAAA0001']);
     expect(shown.code).toBe(0);
-    expect(JSON.parse(shown.io.out())).toEqual({ ...meta('AAAA0001'), state: 'queued' });
+    expect(JSON.parse(shown.io.out())).toEqual({ ...meta('AAAA0001'), headerBytes: 16, state: 'queued' });
     expect((await run(['show', 'NOPE0000'])).code).toBe(1);
     const traversal = await run(['show', '../../etc/passwd']);
     expect(traversal.code).toBe(1);
@@ -291,7 +292,7 @@ describe(SpoolAdmin.name, () => {
     const clock = new ManualClock(T0);
     const spool = new FsSpool({ dir, fsync: false, clock });
     await spool.recover();
-    await spool.store({ header: Buffer.from('\r\n'), body: { kind: 'memory', chunks: [], length: 0 }, meta: meta('BBBB0001') });
+    await storeMessage(spool, { header: Buffer.from('\r\n'), body: [], meta: meta('BBBB0001') });
     const retried: string[] = [];
     const removed: string[] = [];
     const admin = new SpoolAdmin({ spool, clock, onRetry: (q) => retried.push(q), onRemove: (q) => removed.push(q) });

@@ -13,6 +13,7 @@ import type { SpoolMeta } from '../../../src/core/types.js';
 import { FsSpool } from '../../../src/spool/fs-spool.js';
 import { sha256, startFakeUpstream, startRefusingPort } from '../../helpers/fake-upstream.js';
 import { Cleanup, deliveryLines, failureReason, queuedMeta, relayWith, send, spoolFiles, until, upstream } from './support.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -97,9 +98,9 @@ describe('temporary failures', () => {
     const receivedAt = new Date(Date.now() - 49 * 3_600_000).toISOString();
     const header = Buffer.from('From: app@legacy.test\r\nTo: old@dest.test\r\nSubject: old\r\n\r\n');
     const body = Buffer.from('an old message\r\n');
-    await spool.store({
+    await storeMessage(spool, {
       header,
-      body: { kind: 'memory', chunks: [body], length: body.length },
+      body: [body],
       meta: {
         version: 1,
         qid,

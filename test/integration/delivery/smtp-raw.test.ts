@@ -14,6 +14,7 @@ import { startLocalConnectProxy } from '../../helpers/connect-proxy.js';
 import { startFakeExchange } from '../../helpers/fake-exchange.js';
 import { sha256, startFakeUpstream } from '../../helpers/fake-upstream.js';
 import { TLS_PEM } from '../../helpers/tls.js';
+import { rawHeader } from '../../../src/core/raw-source.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -49,7 +50,7 @@ async function failure(promise: Promise<unknown>): Promise<Error & { code?: stri
 }
 
 describe('raw SMTP sender', () => {
-  it('delivers a Buffer and a {path} body byte for byte, line-start dots and a lone "." line included', async () => {
+  it('delivers a Buffer and a spool file source (header + body range) byte for byte, line-start dots and a lone "." line included', async () => {
     const server = await startFakeUpstream({ tls: 'none', sizeBytes: 10_000_000 });
     cleanups.push(() => server.close());
     const dir = await mkdtemp(join(tmpdir(), 'smtp-raw-'));
@@ -58,7 +59,7 @@ describe('raw SMTP sender', () => {
     await writeFile(path, MESSAGE);
     const p = pool(server.port);
     const info = await p.send(envelope({ size: MESSAGE.length }), MESSAGE);
-    await p.send(envelope({ from: '' }), { path });
+    await p.send(envelope({ from: '' }), { path, header: rawHeader(MESSAGE), bodyStart: rawHeader(MESSAGE).length, bodyEnd: MESSAGE.length });
     const [viaBuffer, viaFile] = await server.waitForMessages(2);
     for (const received of [viaBuffer!, viaFile!]) expect(received.sha256).toBe(sha256(MESSAGE));
     expect(viaBuffer!.envelope).toEqual({ mailFrom: 'app@corp.test', rcptTo: ['user@dest.test'] });

@@ -10,6 +10,7 @@ import { sha256, startFakeUpstream, startRefusingPort, type FakeUpstream, type F
 import { CLIENT_CERT_CN, TLS_PATHS, TLS_PEM, makeExpiredServerCert } from '../../helpers/tls.js';
 import { until } from '../../helpers/wait.js';
 import { RAW, capturingLogger, outgoing, upstreamConfig } from './support.js';
+import { rawHeader } from '../../../src/core/raw-source.js';
 
 const PASSWORD = 'S3cret-Passw0rd!';
 
@@ -62,14 +63,14 @@ describe(createSmtpTransport.name, () => {
       expect(report.response).toMatch(/^250 /);
     });
 
-    it('delivers a {path} raw byte for byte (file access stays on for our spool paths)', async () => {
+    it('delivers a spool file source (header + body range) byte for byte (file access stays on for our spool paths)', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'transport-'));
       dirs.push(dir);
       const path = join(dir, 'Q2.eml');
       await writeFile(path, RAW);
       const server = await upstream({ tls: 'none' });
       const { transport: t } = transport(server.port);
-      await t.send(outgoing({ qid: 'Q2', raw: { path } }));
+      await t.send(outgoing({ qid: 'Q2', raw: { path, header: rawHeader(RAW), bodyStart: rawHeader(RAW).length, bodyEnd: RAW.length } }));
       const [received] = await server.waitForMessages(1);
       expect(received?.sha256).toBe(sha256(RAW));
     });

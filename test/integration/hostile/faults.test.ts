@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/core/clock.js';
-import type { Spool } from '../../../src/core/ports.js';
 import { FsSpool } from '../../../src/spool/fs-spool.js';
 import { createRealSpoolFs, type SpoolFs } from '../../../src/spool/spool-fs.js';
 import { plainUpstreamConfig, sendMessage, startAuthUpstream, startHostile, type Hostile } from './support.js';
@@ -77,33 +76,25 @@ describe('spool faults', () => {
     });
   }
 
-  it('a body spill file that cannot be written → 452 4.3.1 and the process survives', async () => {
+  it('a body spill file that cannot be written → 452 4.3.1, nothing left in tmp/, and the process survives', async () => {
     const dir = await spoolDir();
-    const real = new FsSpool({ dir, fsync: false, clock: systemClock });
-    const spool: Spool = {
-      dir: real.dir,
-      recover: () => real.recover(),
-      newQid: () => real.newQid(),
-      spillPath: (qid: string) => join(dir, 'no-such-dir', `${qid}.spill`),
-      store: (input) => real.store(input),
-      list: () => real.list(),
-      read: (qid) => real.read(qid),
-      update: (meta) => real.update(meta),
-      remove: (qid) => real.remove(qid),
-      fail: (qid, reason) => real.fail(qid, reason),
-      queuedQids: () => real.queuedQids(),
-      failedQids: () => real.failedQids(),
-      readFailed: (qid) => real.readFailed(qid),
-      requeue: (meta) => real.requeue(meta),
-      removeFailed: (qid) => real.removeFailed(qid),
-      probeWritable: () => real.probeWritable(),
+    const real = createRealSpoolFs();
+    // the spool's own draft file (past its spill threshold) fails to open: a full disk
+    const fs: SpoolFs = {
+      ...real,
+      openForWrite: async (path, options) => {
+        if (path.endsWith('.spill')) throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+        return real.openForWrite(path, options);
+      },
     };
+    const spool = new FsSpool({ dir, fsync: false, clock: systemClock, fs });
     h = await startHostile({}, { spool });
     const big = `From: app@legacy.test\r\nSubject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(300_000)}`; // ~5.4 MB, past the spill threshold
     const reply = await sendMessage(h.relay.port, big, { timeoutMs: 8_000 }).catch((e: unknown) => String(e));
     if (!reply.startsWith('452')) console.log(h.relay.logs.lines.slice(-8).join('\n'));
     expect(reply).toMatch(/^452 4\.3\.1 /);
     expect(h.upstream.messages).toHaveLength(0);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
     expect(await sendMessage(h.relay.port, MESSAGE)).toMatch(/^250 /);
   });
 });

@@ -12,6 +12,7 @@ import type { SpoolMeta } from '../../../src/core/types.js';
 import { createLogger } from '../../../src/ops/logger.js';
 import { FsSpool } from '../../../src/spool/fs-spool.js';
 import { captureLogs, testConfig } from '../../helpers/relay.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 const DAY = 86_400_000;
 let dir: string | undefined;
@@ -49,11 +50,11 @@ describe('delivery.failedRetentionDays', () => {
       ['OLDFAILED001', 40],
       ['NEWFAILED001', 2],
     ] as const) {
-      await spool.store({ header: Buffer.from('Subject: x\r\n\r\n'), body: { kind: 'memory', chunks: [Buffer.from('x\r\n')], length: 3 }, meta: meta(qid, now - ageDays * DAY) });
+      await storeMessage(spool, { header: Buffer.from('Subject: x\r\n\r\n'), body: [Buffer.from('x\r\n')], meta: meta(qid, now - ageDays * DAY) });
       await spool.fail(qid, { reason: 'rejected by the upstream', recipients: [{ address: 'a@dest.test', response: '550 5.1.1 unknown user' }], failedAt: new Date(now - ageDays * DAY).toISOString() });
     }
     // and one queued message, received 3 hours ago, not due for another hour
-    await spool.store({ header: Buffer.from('Subject: x\r\n\r\n'), body: { kind: 'memory', chunks: [], length: 0 }, meta: { ...meta('QUEUED000001', now - 3 * 3_600_000), recipients: [{ address: 'a@dest.test', status: 'pending' }], nextAttemptAt: new Date(now + 3_600_000).toISOString() } });
+    await storeMessage(spool, { header: Buffer.from('Subject: x\r\n\r\n'), body: [], meta: { ...meta('QUEUED000001', now - 3 * 3_600_000), recipients: [{ address: 'a@dest.test', status: 'pending' }], nextAttemptAt: new Date(now + 3_600_000).toISOString() } });
     const logs = captureLogs();
     app = createApp(testConfig(dir, { delivery: { failedRetentionDays: 30 }, http: { enabled: true, host: '127.0.0.1', port: 0 } }), { logger: createLogger({ level: 'info', destination: logs }) });
     const { httpPort } = await app.start();
@@ -75,7 +76,7 @@ describe('delivery.failedRetentionDays', () => {
     const spool = new FsSpool({ dir: join(dir, 'spool'), fsync: false, clock: systemClock });
     await spool.recover();
     const old = Date.now() - 400 * DAY;
-    await spool.store({ header: Buffer.from('Subject: x\r\n\r\n'), body: { kind: 'memory', chunks: [], length: 0 }, meta: meta('OLDFAILED002', old) });
+    await storeMessage(spool, { header: Buffer.from('Subject: x\r\n\r\n'), body: [], meta: meta('OLDFAILED002', old) });
     await spool.fail('OLDFAILED002', { reason: 'r', recipients: [], failedAt: new Date(old).toISOString() });
     const logs = captureLogs();
     app = createApp(testConfig(dir, { delivery: { failedRetentionDays: 0 } }), { logger: createLogger({ level: 'info', destination: logs }) });

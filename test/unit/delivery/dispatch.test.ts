@@ -15,6 +15,7 @@ import { RateLimiter } from '../../../src/routing/rate-limit.js';
 import { UpstreamHealth } from '../../../src/routing/upstream-health.js';
 import { accepted, fakeTransport, smtpError, upstreamSet, type FakeTransport } from '../../helpers/fake-transport.js';
 import { MemorySpool, queuedMeta } from '../../helpers/memory-spool.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 const dispatchers: { dispatcher: Dispatcher; clock: ManualClock }[] = [];
 afterEach(async () => {
@@ -39,9 +40,9 @@ function setup(upstreams: UpstreamSet, delivery: Record<string, unknown> = {}) {
 }
 
 async function enqueue(spool: MemorySpool, qid: string, rcptTo = ['a@dest.test']) {
-  return spool.store({
+  return storeMessage(spool, {
     header: Buffer.from('From: <app@corp.test>\r\n\r\n'),
-    body: { kind: 'memory', chunks: [Buffer.from('hi\r\n')], length: 4 },
+    body: [Buffer.from('hi\r\n')],
     meta: queuedMeta(qid, { envelope: { mailFrom: 'app@corp.test', rcptTo } }, '2026-01-01T00:00:00.000Z'),
   });
 }
@@ -69,16 +70,16 @@ describe('Dispatcher.submit: the waiting client hears the first attempt', () => 
     const { spool, dispatcher } = setup(upstreamSet(primary));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    expect(await dispatcher.submit(entry, Buffer.from('raw'), { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'delivered', relay: 'primary', response: '250 2.0.0 OK queued' });
+    expect(await dispatcher.submit(entry, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'delivered', relay: 'primary', response: '250 2.0.0 OK queued' });
     await spool.waitFor(() => spool.queue.size === 0);
-    expect(primary.sent[0]?.raw.toString()).toBe('raw'); // the receive half's bytes, not a re-read
+    expect(primary.sent[0]?.raw).toBe(entry.source); // the entry's bytes as the spool handed them over, not a re-read
   });
 
   it('rejected: every recipient refused for good goes back to the client with the upstream code; nothing stays queued or failed', async () => {
     const { spool, dispatcher } = setup(upstreamSet(fakeTransport('primary', smtpError('EENVELOPE', { responseCode: 550, command: 'RCPT TO', response: '550 5.1.1 no such user' }))));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    expect(await dispatcher.submit(entry, undefined, { waitMs: 10_000, neverQueue: false })).toEqual({
+    expect(await dispatcher.submit(entry, { waitMs: 10_000, neverQueue: false })).toEqual({
       kind: 'rejected',
       smtpCode: 550,
       response: '550 5.1.1 no such user (in reply to RCPT TO)',
@@ -90,7 +91,7 @@ describe('Dispatcher.submit: the waiting client hears the first attempt', () => 
     const { spool, dispatcher, clock } = setup(upstreamSet(fakeTransport('primary', smtpError('ECONNECTION', { message: 'refused' }))));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    expect(await dispatcher.submit(entry, undefined, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
+    expect(await dispatcher.submit(entry, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
     expect(spool.queue.get('Q1')?.meta).toMatchObject({ attempts: 1, lastError: 'primary: ECONNECTION: refused', nextAttemptAt: new Date(clock.now() + 60_000).toISOString() });
   });
 
@@ -98,7 +99,7 @@ describe('Dispatcher.submit: the waiting client hears the first attempt', () => 
     const { spool, dispatcher } = setup(upstreamSet(fakeTransport('primary', smtpError('ECONNECTION', { message: 'refused' }))));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    expect(await dispatcher.submit(entry, undefined, { waitMs: 0, neverQueue: true })).toEqual({ kind: 'abandoned', response: 'primary: ECONNECTION: refused' });
+    expect(await dispatcher.submit(entry, { waitMs: 0, neverQueue: true })).toEqual({ kind: 'abandoned', response: 'primary: ECONNECTION: refused' });
     expect(spool.queue.size).toBe(0);
   });
 
@@ -108,7 +109,7 @@ describe('Dispatcher.submit: the waiting client hears the first attempt', () => 
     const { clock, spool, dispatcher } = setup(upstreamSet(fakeTransport('primary', slow.step)));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    const reply = dispatcher.submit(entry, undefined, { waitMs: 5_000, neverQueue: false });
+    const reply = dispatcher.submit(entry, { waitMs: 5_000, neverQueue: false });
     await slow.started;
     return { clock, spool, slow, reply };
   }
@@ -138,7 +139,7 @@ describe('Dispatcher: timers on the clock', () => {
     const { clock, spool, dispatcher } = setup(upstreamSet(primary));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    expect(await dispatcher.submit(entry, undefined, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
+    expect(await dispatcher.submit(entry, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
     await vi.waitFor(() => expect(clock.pendingTimers).toBe(1)); // the retry is armed
     clock.advance(59_999);
     expect(spool.calls).not.toContain('read Q1');
@@ -186,7 +187,7 @@ describe('Dispatcher: queued mail', () => {
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
     spool.failNext('update');
-    expect(await dispatcher.submit(entry, undefined, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
+    expect(await dispatcher.submit(entry, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
     expect(spool.queue.get('Q1')?.meta.attempts).toBe(0); // untouched: it is tried again later
     expect(lines.find((l) => l['msg'] === 'spool.mark-failed')).toMatchObject({ qid: 'Q1', level: 50 });
   });
@@ -206,7 +207,7 @@ describe('Dispatcher: queued mail', () => {
     const { spool, dispatcher } = setup(upstreamSet(primary));
     dispatcher.start([]);
     const entry = await enqueue(spool, 'Q1');
-    expect(await dispatcher.submit(entry, undefined, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
+    expect(await dispatcher.submit(entry, { waitMs: 10_000, neverQueue: false })).toEqual({ kind: 'queued' });
     dispatcher.retryNow('Q1');
     await spool.waitFor(() => spool.queue.size === 0);
     expect(primary.sent).toHaveLength(2);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOutboxTransport, type OutboxFs } from '../../../src/delivery/outbox.js';
 import type { OutgoingMessage } from '../../../src/core/ports.js';
+import { rawHeader } from '../../../src/core/raw-source.js';
 
 const RAW = Buffer.from('From: a@corp.test\r\nTo: b@dest.test\r\nSubject: x\r\n\r\nbody\r\n');
 
@@ -33,12 +34,12 @@ describe(createOutboxTransport.name, () => {
     expect(await readdir(dir)).toEqual(['Q123.eml']); // no tmp file left
   });
 
-  it('copies a {path} raw', async () => {
+  it('writes a spool file source: its header, then its body range', async () => {
     const base = await tmp();
     const source = join(base, 'spooled.eml');
     await writeFile(source, RAW);
     const dir = join(base, 'outbox');
-    await createOutboxTransport({ dir, fsync: false }).send(message({ raw: { path: source } }));
+    await createOutboxTransport({ dir, fsync: false }).send(message({ raw: { path: source, header: rawHeader(RAW), bodyStart: rawHeader(RAW).length, bodyEnd: RAW.length } }));
     expect(await readFile(join(dir, 'Q123.eml'))).toEqual(RAW);
   });
 

@@ -21,10 +21,10 @@ const session: IntakeSession = { id: 's1', remoteAddress: '127.0.0.1', remotePor
 
 function setup(first: FirstAttemptOutcome, config: Record<string, unknown> = {}) {
   const spool = new MemorySpool();
-  const submitted: { entry: SpoolEntry; raw: Buffer | undefined; options: { waitMs: number; neverQueue: boolean } }[] = [];
+  const submitted: { entry: SpoolEntry; options: { waitMs: number; neverQueue: boolean } }[] = [];
   const delivery: DeliveryPort = {
-    submit: async (entry, raw, options) => {
-      submitted.push({ entry, raw, options });
+    submit: async (entry, options) => {
+      submitted.push({ entry, options });
       return first;
     },
   };
@@ -45,7 +45,7 @@ describe('createReceiver: the receive conductor', () => {
     expect(stored).toMatch(/^Received: from app\.local \(\[127\.0\.0\.1\]\)/);
     expect(stored).toMatch(/^From: .*noreply@corp\.test>?\r$/m);
     expect(stored).toMatch(/\r\n\r\nhello\r\n$/);
-    expect(submitted[0]!.raw?.toString()).toBe(stored); // the bytes in hand, so the first attempt need not re-read them
+    expect(submitted[0]!.entry.source.toString()).toBe(stored); // the bytes in hand, so the first attempt need not re-read them
     expect(submitted[0]!.options).toEqual({ waitMs: 7000, neverQueue: false });
     expect(submitted[0]!.entry.meta).toMatchObject({
       envelope: { mailFrom: 'noreply@corp.test', rcptTo: ['user@dest.test'] },
@@ -92,5 +92,28 @@ describe('createReceiver: the receive conductor', () => {
     expect(isRelayError(err) && err.smtpReply.text).toMatch(/^4\.3\.1 /);
     expect(submitted).toEqual([]);
     expect(lines.filter((l) => l['msg'] === 'spool.write-failed')).toHaveLength(1);
+    expect(spool.drafts.size).toBe(0); // the draft went with the failed store
+  });
+
+  it('hands every body byte to the spool\'s draft and leaves no draft behind once stored', async () => {
+    const { spool, submitted, receive } = setup({ kind: 'queued' });
+    await receive();
+    const qid = submitted[0]!.entry.meta.qid;
+    expect(spool.calls).toEqual([`store ${qid}`]);
+    expect(spool.bytes(qid)!.toString()).toMatch(/\r\n\r\nhello\r\n$/);
+    expect(submitted[0]!.entry.meta.sizeBytes).toBe(spool.bytes(qid)!.length);
+    expect(spool.drafts.size).toBe(0);
+  });
+
+  it('answers 452 4.3.1 when the spool cannot keep the body as it arrives (a draft write fails); nothing is stored', async () => {
+    const { spool, submitted, receive, rejected } = setup({ kind: 'queued' });
+    spool.failNext('draft');
+    const err = await receive().catch((e: unknown) => e);
+    expect(isRelayError(err) && err.smtpReply.code).toBe(452);
+    expect(isRelayError(err) && err.smtpReply.text).toMatch(/^4\.3\.1 /);
+    expect(rejected).toEqual(['E_SPOOL_WRITE']);
+    expect(submitted).toEqual([]);
+    expect(spool.queue.size).toBe(0);
+    expect(spool.drafts.size).toBe(0);
   });
 });

@@ -6,6 +6,7 @@ import type { Outcome, RecipientResult, Try } from '../../../src/core/types.js';
 import { OutcomeRecorder } from '../../../src/outcome/record.js';
 import { UpstreamHealth } from '../../../src/routing/upstream-health.js';
 import { MemorySpool, queuedMeta } from '../../helpers/memory-spool.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 function setup(options: { maxLifetimeHours?: number; trace?: 'off' | 'summary' } = {}) {
   const clock = new ManualClock(Date.parse('2026-01-01T00:00:10.000Z'));
@@ -29,7 +30,7 @@ function setup(options: { maxLifetimeHours?: number; trace?: 'off' | 'summary' }
 
 async function queued(spool: MemorySpool, rcpts = ['a@dest.test']) {
   const meta = queuedMeta('Q1', { envelope: { mailFrom: 'app@corp.test', rcptTo: rcpts } });
-  await spool.store({ header: Buffer.from('Subject: x\r\n\r\n'), body: { kind: 'memory', chunks: [Buffer.from('hi\r\n')], length: 4 }, meta });
+  await storeMessage(spool, { header: Buffer.from('Subject: x\r\n\r\n'), body: [Buffer.from('hi\r\n')], meta });
   return meta;
 }
 

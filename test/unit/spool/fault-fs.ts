@@ -4,7 +4,7 @@
  */
 import type { SpoolFileHandle, SpoolFs } from '../../../src/spool/spool-fs.js';
 
-export type FsOp = 'open' | 'write' | 'append' | 'sync' | 'close' | 'syncDir' | 'rename' | 'unlink' | 'readdir' | 'readFile' | 'mkdir' | 'stat';
+export type FsOp = 'open' | 'write' | 'append' | 'sync' | 'close' | 'syncDir' | 'rename' | 'unlink' | 'readdir' | 'readFile' | 'readHead' | 'mkdir' | 'stat';
 
 export interface FsEvent {
   readonly op: FsOp | 'mark';
@@ -102,6 +102,9 @@ export class FaultFs implements SpoolFs {
   }
   readFile(path: string): Promise<Buffer> {
     return this.run('readFile', path, () => this.base.readFile(path));
+  }
+  readHead(path: string, maxBytes: number): ReturnType<SpoolFs['readHead']> {
+    return this.run('readHead', path, () => this.base.readHead(path, maxBytes));
   }
   mkdir(path: string): Promise<void> {
     return this.run('mkdir', path, () => this.base.mkdir(path));

@@ -9,6 +9,7 @@ import { isValidQid, makeQid } from '../../../src/spool/qid.js';
 import { createRealSpoolFs } from '../../../src/spool/spool-fs.js';
 import { FaultFs } from './fault-fs.js';
 import { HEADER, memoryBody, sampleMeta } from './spool-fixtures.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 async function expectSpoolWriteError(promise: Promise<unknown>, errno: string): Promise<void> {
   const error = await promise.then(
@@ -38,7 +39,7 @@ describe(`${FsSpool.name} under injected faults`, () => {
   });
 
   const listing = async (subdir: string) => (await readdir(join(dir, subdir))).sort();
-  const store = (qid: string) => spool.store({ header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta(qid) });
+  const store = (qid: string) => storeMessage(spool, { header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta(qid) });
 
   it('ENOSPC while writing the .eml → E_SPOOL_WRITE, tmp/ cleaned, nothing in queue/', async () => {
     fs.failOn('write', '.eml', 'ENOSPC');
@@ -83,13 +84,39 @@ describe(`${FsSpool.name} under injected faults`, () => {
     expect(unlinks).toEqual([join(dir, 'queue', 'q1.json'), join(dir, 'queue', 'q1.eml')]);
   });
 
-  it('EACCES copying a spill file → E_SPOOL_WRITE, the spill file is left for the caller', async () => {
-    const spill = spool.spillPath('q1');
-    await writeFile(spill, 'spilled body\r\n');
+  /** A spool that spills a draft past 8 bytes, on the same fault-injecting fs. */
+  const spilling = () => new FsSpool({ dir, fsync: true, clock: new ManualClock(), fs, spillThresholdBytes: 8 });
+
+  it('EACCES copying a spilled draft into the .eml → E_SPOOL_WRITE, the draft file and the tmp files are removed', async () => {
     fs.failOn('append', '.eml', 'EACCES');
-    await expectSpoolWriteError(spool.store({ header: HEADER, body: { kind: 'file', path: spill, length: 14 }, meta: sampleMeta('q1') }), 'EACCES');
-    expect(await listing('tmp')).toEqual(['q1.spill']);
+    await expectSpoolWriteError(storeMessage(spilling(), { header: HEADER, body: [Buffer.from('spilled '), Buffer.from('body\r\n')], meta: sampleMeta('q1') }), 'EACCES');
+    expect(fs.count('open', 'end', 'q1.spill')).toBe(1);
+    expect(await listing('tmp')).toEqual([]);
     expect(await listing('queue')).toEqual([]);
+  });
+
+  for (const [op, code] of [['open', 'ENOSPC'], ['write', 'ENOSPC'], ['write', 'EIO']] as const) {
+    it(`${code} on the draft's ${op} while spilling → the write throws E_SPOOL_WRITE, the draft is discarded, nothing is left in tmp/`, async () => {
+      const spool8 = spilling();
+      const draft = spool8.draft('q1');
+      await draft.write(Buffer.from('1234')); // below the threshold: memory
+      expect(fs.count('open', 'start', 'q1.spill')).toBe(0);
+      fs.failOn(op, 'q1.spill', code, 1);
+      await expectSpoolWriteError(draft.write(Buffer.from('56789abc')), code);
+      expect(await listing('tmp')).toEqual([]);
+      expect(draft.bytesInMemory).toBe(0);
+      // the failed draft takes no more bytes and cannot be stored
+      await expect(draft.write(Buffer.from('x'))).rejects.toMatchObject({ code: 'E_SPOOL_WRITE' });
+      await expect(spool8.store({ draft, header: HEADER, meta: sampleMeta('q1') })).rejects.toMatchObject({ code: 'E_SPOOL_WRITE' });
+      expect(await listing('queue')).toEqual([]);
+    });
+  }
+
+  it('a draft of another spool directory (or for another qid) is refused before touching the disk', async () => {
+    const other = new FsSpool({ dir: join(dir, 'elsewhere'), fsync: true, clock: new ManualClock(), fs }).draft('q1');
+    await expect(spool.store({ draft: other, header: HEADER, meta: sampleMeta('q1') })).rejects.toMatchObject({ code: 'E_INTERNAL' });
+    await expect(spool.store({ draft: spool.draft('q2'), header: HEADER, meta: sampleMeta('q1') })).rejects.toMatchObject({ code: 'E_INTERNAL' });
+    expect(fs.count('open')).toBe(0);
   });
 
   it('a qid already being written (EEXIST on open) does not remove the other writer\'s file', async () => {
@@ -148,7 +175,7 @@ describe(`${FsSpool.name} under injected faults`, () => {
   it('rejects a qid that is not [A-Za-z0-9]+ before touching the disk', async () => {
     const before = fs.events.length;
     for (const qid of ['../etc/passwd', 'a/b', '', 'a.b', 'q 1']) {
-      expect(() => spool.spillPath(qid)).toThrow(RelayError);
+      expect(() => spool.draft(qid)).toThrow(RelayError);
       await expect(store(qid)).rejects.toThrow(RelayError);
       await expect(spool.read(qid)).rejects.toThrow(RelayError);
       await expect(spool.remove(qid)).rejects.toThrow(RelayError);
@@ -161,7 +188,7 @@ describe(`${FsSpool.name} under injected faults`, () => {
   it('with fsync off, neither files nor directories are fsynced', async () => {
     const unsynced = new FsSpool({ dir, fsync: false, clock: new ManualClock(), fs });
     const before = fs.events.length;
-    await unsynced.store({ header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta('q9') });
+    await storeMessage(unsynced, { header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta('q9') });
     const ops = fs.events.slice(before).map((event) => event.op);
     expect(ops).not.toContain('sync');
     expect(ops).not.toContain('syncDir');

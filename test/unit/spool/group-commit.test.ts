@@ -8,6 +8,7 @@ import { GroupCommitter } from '../../../src/spool/group-commit.js';
 import { createRealSpoolFs } from '../../../src/spool/spool-fs.js';
 import { FaultFs } from './fault-fs.js';
 import { HEADER, memoryBody, sampleMeta } from './spool-fixtures.js';
+import { storeMessage } from '../../../src/core/store-message.js';
 
 /** A flush the test finishes by hand. */
 function manualFlushes() {
@@ -108,7 +109,7 @@ describe('FsSpool group commit', () => {
 
     await Promise.all(
       qids.map(async (qid) => {
-        await spool.store({ header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta(qid) });
+        await storeMessage(spool, { header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta(qid) });
         fs.mark(`resolved ${qid}`);
       }),
     );

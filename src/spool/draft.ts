@@ -1,0 +1,112 @@
+/**
+ * A message body while it arrives, for FsSpool (the SpoolDraft of core/ports.ts).
+ *
+ * Does: keep the chunks in memory up to `spillThresholdBytes`, then write them and every later
+ *   chunk to a file of its own in the spool's tmp/ (through the spool's SpoolFs, so fault tests
+ *   reach it); hand the spool what it holds when the message is stored (`seal`); close and
+ *   remove its file on `discard`, on a failed write and once the spool has the bytes.
+ * Never: holds more than the threshold (+ one chunk) in memory; leaves its file behind when it
+ *   fails or is discarded (recovery removes whatever a crash leaves in tmp/); accepts a write
+ *   after it was sealed, discarded or failed.
+ * Assumes: one writer, which awaits each write before the next (the receive conductor).
+ */
+import { RelayError } from '../core/errors.js';
+import type { Logger, SpoolDraft } from '../core/ports.js';
+import type { SpoolFileHandle, SpoolFs } from './spool-fs.js';
+
+/** What a sealed draft holds: its chunks, or a closed file of `length` bytes. */
+export type DraftBody =
+  | { readonly kind: 'memory'; readonly chunks: readonly Buffer[]; readonly length: number }
+  | { readonly kind: 'file'; readonly path: string; readonly length: number };
+
+type DraftState = 'open' | 'sealed' | 'done' | 'failed';
+
+export class FsDraft implements SpoolDraft {
+  #chunks: Buffer[] = [];
+  #length = 0;
+  /** of #length, the bytes in #chunks */
+  #memoryBytes = 0;
+  #file: SpoolFileHandle | undefined;
+  /** whether the file was created (it must be removed) */
+  #fileCreated = false;
+  #state: DraftState = 'open';
+
+  constructor(
+    readonly qid: string,
+    private readonly fs: SpoolFs,
+    /** its file, in the tmp/ of the spool that made it (only that spool stores it) */
+    readonly filePath: string,
+    private readonly spillThresholdBytes: number,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  get length(): number {
+    return this.#length;
+  }
+
+  get bytesInMemory(): number {
+    return this.#memoryBytes;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.#state !== 'open') {
+      throw new RelayError(this.#state === 'failed' ? 'E_SPOOL_WRITE' : 'E_INTERNAL', { logMessage: `spool draft of ${this.qid}: write after it was ${this.#state}` });
+    }
+    this.#length += chunk.length;
+    try {
+      if (this.#file !== undefined) {
+        await this.#file.writeAll([chunk]);
+        return;
+      }
+      this.#chunks.push(chunk);
+      this.#memoryBytes += chunk.length;
+      if (this.#length <= this.spillThresholdBytes) return;
+      // Past the threshold the body goes to a file as it arrives: memory per message in
+      // flight stays small (50 concurrent 1 MB messages must fit well under 250 MB).
+      this.#file = await this.fs.openForWrite(this.filePath, { exclusive: true });
+      this.#fileCreated = true;
+      const pending = this.#chunks;
+      this.#chunks = [];
+      this.#memoryBytes = 0;
+      await this.#file.writeAll(pending);
+    } catch (err) {
+      await this.discard();
+      this.#state = 'failed';
+      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool draft of ${this.qid}: writing the body failed: ${(err as Error).message}` });
+    }
+  }
+
+  /** For the spool's store(): what the draft holds, its file (if any) closed. No write after this. */
+  async seal(): Promise<DraftBody> {
+    if (this.#state !== 'open') throw new RelayError('E_INTERNAL', { logMessage: `spool draft of ${this.qid}: stored after it was ${this.#state}` });
+    this.#state = 'sealed';
+    if (!this.#fileCreated) return { kind: 'memory', chunks: this.#chunks, length: this.#length };
+    const file = this.#file!;
+    this.#file = undefined;
+    try {
+      await file.close();
+    } catch (err) {
+      await this.discard();
+      this.#state = 'failed';
+      throw err;
+    }
+    return { kind: 'file', path: this.filePath, length: this.#length };
+  }
+
+  async discard(): Promise<void> {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    this.#chunks = [];
+    this.#memoryBytes = 0;
+    const file = this.#file;
+    this.#file = undefined;
+    if (file !== undefined) await file.close().catch(() => undefined);
+    if (!this.#fileCreated) return;
+    this.#fileCreated = false;
+    try {
+      await this.fs.unlink(this.filePath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log?.warn({ file: this.filePath, err }, 'spool.cleanup-failed');
+    }
+  }
+}
