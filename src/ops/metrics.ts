@@ -91,32 +91,15 @@ export function createMetrics(sources: MetricsSources = {}): RelayMetrics {
   const registry = new Registry();
   const name = (suffix: string) => `${METRIC_PREFIX}${suffix}`;
 
-  const receivedMessages = new Counter({ name: name('messages_received_total'), help: 'Messages accepted and spooled.', registers: [registry] });
-  const receivedBytes = new Counter({ name: name('received_bytes_total'), help: 'Bytes of messages accepted and spooled.', registers: [registry] });
-  const rejectedMessages = new Counter({
-    name: name('messages_rejected_total'),
-    help: 'Messages refused at intake, by reason code.',
-    labelNames: ['reason'],
-    registers: [registry],
-  });
-  const deliveredRecipients = new Counter({
-    name: name('recipients_delivered_total'),
-    help: 'Recipients accepted by an upstream (or the outbox), by upstream.',
-    labelNames: ['upstream'],
-    registers: [registry],
-  });
-  const deferredRecipients = new Counter({
-    name: name('recipients_deferred_total'),
-    help: 'Recipients whose delivery attempt was deferred or failed over, by upstream.',
-    labelNames: ['upstream'],
-    registers: [registry],
-  });
-  const failedRecipients = new Counter({
-    name: name('recipients_failed_total'),
-    help: 'Recipients refused for good by an upstream, by upstream.',
-    labelNames: ['upstream'],
-    registers: [registry],
-  });
+  const counter = <L extends string = never>(suffix: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name: name(suffix), help, labelNames, registers: [registry] });
+
+  const receivedMessages = counter('messages_received_total', 'Messages accepted and spooled.');
+  const receivedBytes = counter('received_bytes_total', 'Bytes of messages accepted and spooled.');
+  const rejectedMessages = counter('messages_rejected_total', 'Messages refused at intake, by reason code.', ['reason']);
+  const deliveredRecipients = counter('recipients_delivered_total', 'Recipients accepted by an upstream (or the outbox), by upstream.', ['upstream']);
+  const deferredRecipients = counter('recipients_deferred_total', 'Recipients whose delivery attempt was deferred or failed over, by upstream.', ['upstream']);
+  const failedRecipients = counter('recipients_failed_total', 'Recipients refused for good by an upstream, by upstream.', ['upstream']);
   const deliveryLatency = new Histogram({
     name: name('delivery_latency_seconds'),
     help: 'Time from receipt (spooling) to delivery, by upstream.',
@@ -124,12 +107,7 @@ export function createMetrics(sources: MetricsSources = {}): RelayMetrics {
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [registry],
   });
-  const tokenFetches = new Counter({
-    name: name('token_fetches_total'),
-    help: 'OAuth2 access tokens obtained, by upstream.',
-    labelNames: ['upstream'],
-    registers: [registry],
-  });
+  const tokenFetches = counter('token_fetches_total', 'OAuth2 access tokens obtained, by upstream.', ['upstream']);
   // Set on every fetch; refreshed from the token status board at scrape time when one is given.
   const expiryByUpstream = new Map<string, number>();
   new Gauge({

@@ -134,6 +134,19 @@ export class SpoolAdmin {
     this.deps.logger?.info({ audit: true, qid, action, recipients, ...actor, result, ...extra }, 'admin');
   }
 
+  /** Runs an admin action on each qid in turn (one at a time: the spool's files are not raced); returns the qids it found. */
+  private async each(qids: readonly string[], act: (qid: string) => Promise<SpoolMeta | undefined>): Promise<string[]> {
+    const done: string[] = [];
+    for (const qid of qids) if ((await act(qid)) !== undefined) done.push(qid);
+    return done;
+  }
+
+  /** True (and audited as not-found) when the entry an admin action names does not exist. */
+  private missing<T>(entry: T | undefined, action: AdminAction, actor: Actor, qid: string): entry is undefined {
+    if (entry === undefined) this.audit(action, actor, qid, [], 'not-found');
+    return entry === undefined;
+  }
+
   /** Every queued message, oldest first (reads every entry: the CLI's list). */
   async list(): Promise<QueueRow[]> {
     const entries = await this.deps.spool.list();
@@ -215,10 +228,7 @@ export class SpoolAdmin {
   /** Makes a queued message due now. Returns the updated metadata, or undefined when not found. */
   async retry(qid: string, actor: Actor): Promise<SpoolMeta | undefined> {
     const meta = await this.queuedMeta(qid);
-    if (meta === undefined) {
-      this.audit('retry', actor, qid, [], 'not-found');
-      return undefined;
-    }
+    if (this.missing(meta, 'retry', actor, qid)) return undefined;
     const updated: SpoolMeta = { ...meta, nextAttemptAt: new Date(this.deps.clock.now()).toISOString() };
     await this.deps.spool.update(updated);
     this.deps.onRetry?.(qid);
@@ -228,11 +238,7 @@ export class SpoolAdmin {
 
   /** Makes every queued message due now; returns the qids retried. */
   async retryAll(actor: Actor): Promise<string[]> {
-    const retried: string[] = [];
-    for (const qid of await this.deps.spool.queuedQids()) {
-      if ((await this.retry(qid, actor)) !== undefined) retried.push(qid);
-    }
-    return retried;
+    return this.each(await this.deps.spool.queuedQids(), (qid) => this.retry(qid, actor));
   }
 
   /** Deletes a queued or failed message for good. Returns false when there was no such entry. */
@@ -245,10 +251,7 @@ export class SpoolAdmin {
       return true;
     }
     const failed = await this.readFailedQuietly(qid);
-    if (failed === undefined) {
-      this.audit('delete', actor, qid, [], 'not-found');
-      return false;
-    }
+    if (this.missing(failed, 'delete', actor, qid)) return false;
     await this.deps.spool.removeFailed(qid);
     this.audit('delete', actor, qid, toFailedRow(failed).recipients.map((r) => r.address), 'deleted', { state: 'failed' });
     return true;
@@ -262,10 +265,7 @@ export class SpoolAdmin {
    */
   async requeue(qid: string, actor: Actor): Promise<SpoolMeta | undefined> {
     const failed = await this.readFailedQuietly(qid);
-    if (failed === undefined) {
-      this.audit('requeue', actor, qid, [], 'not-found');
-      return undefined;
-    }
+    if (this.missing(failed, 'requeue', actor, qid)) return undefined;
     const nowIso = new Date(this.deps.clock.now()).toISOString();
     const { meta } = failed;
     const recipients = (meta.recipients ?? meta.envelope.rcptTo.map((address) => ({ address, status: 'failed' as const }))).map((r) =>
@@ -287,11 +287,7 @@ export class SpoolAdmin {
 
   /** Requeues every failed message; returns the qids requeued. */
   async requeueAll(actor: Actor): Promise<string[]> {
-    const requeued: string[] = [];
-    for (const qid of await this.deps.spool.failedQids()) {
-      if ((await this.requeue(qid, actor)) !== undefined) requeued.push(qid);
-    }
-    return requeued;
+    return this.each(await this.deps.spool.failedQids(), (qid) => this.requeue(qid, actor));
   }
 
   /**

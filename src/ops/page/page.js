@@ -165,44 +165,42 @@ function renderTokens(tokens) {
   );
 }
 
-function renderQueue(queued) {
-  $('queue-count').textContent = queued.total > queued.messages.length ? `(${queued.total}; the ${queued.messages.length} oldest shown)` : `(${queued.total})`;
+/**
+ * A table of messages (queue or failed mail) and the count in its heading: "(total)", or
+ * "(total; the N oldest shown)" when the list was cut. Each row starts with the queue ID;
+ * `cells` gives the rest.
+ */
+function fillMessages(id, list, shown, cells) {
+  $(`${id}-count`).textContent = list.total > list.messages.length ? `(${list.total}; the ${list.messages.length} ${shown} shown)` : `(${list.total})`;
   fill(
-    'queue',
-    'queue-empty',
-    queued.messages.map((m) =>
-      el('tr', { title: m.qid }, [
-        el('td', { label: 'Queue ID', text: m.qid, className: 'qid' }),
-        el('td', { label: 'Age', text: duration(serverNow - Date.parse(m.receivedAt)) }),
-        senderCell(m),
-        el('td', { label: 'Recipients' }, [el('ul', { className: 'plain' }, m.pendingRecipients.map((r) => el('li', { text: r })))]),
-        el('td', { label: 'Tries', text: String(m.attempts) }),
-        el('td', { label: 'Next try', text: until(m.nextAttemptAt) }),
-        el('td', { label: 'Last answer', className: 'answer', text: m.lastError ?? '—' }),
-        el('td', { label: 'Actions' }, [el('div', { className: 'actions' }, [actionButton('retry', m.qid, 'Retry'), actionButton('delete', m.qid, 'Delete', 'danger')])]),
-      ]),
-    ),
+    id,
+    `${id}-empty`,
+    list.messages.map((m) => el('tr', { title: m.qid }, [el('td', { label: 'Queue ID', text: m.qid, className: 'qid' }), ...cells(m)])),
   );
 }
 
+function renderQueue(queued) {
+  fillMessages('queue', queued, 'oldest', (m) => [
+    el('td', { label: 'Age', text: duration(serverNow - Date.parse(m.receivedAt)) }),
+    senderCell(m),
+    el('td', { label: 'Recipients' }, [el('ul', { className: 'plain' }, m.pendingRecipients.map((r) => el('li', { text: r })))]),
+    el('td', { label: 'Tries', text: String(m.attempts) }),
+    el('td', { label: 'Next try', text: until(m.nextAttemptAt) }),
+    el('td', { label: 'Last answer', className: 'answer', text: m.lastError ?? '—' }),
+    el('td', { label: 'Actions' }, [el('div', { className: 'actions' }, [actionButton('retry', m.qid, 'Retry'), actionButton('delete', m.qid, 'Delete', 'danger')])]),
+  ]);
+}
+
 function renderFailed(failed) {
-  $('failed-count').textContent = failed.total > failed.messages.length ? `(${failed.total}; the ${failed.messages.length} newest shown)` : `(${failed.total})`;
-  fill(
-    'failed',
-    'failed-empty',
-    failed.messages.map((m) =>
-      el('tr', { title: m.qid }, [
-        el('td', { label: 'Queue ID', text: m.qid, className: 'qid' }),
-        el('td', { label: 'Failed', text: ago(m.failedAt) }),
-        senderCell(m),
-        el('td', { label: 'Why' }, [
-          el('div', { text: m.reason }),
-          el('ul', { className: 'plain' }, m.recipients.map((r) => el('li', { className: 'answer', text: r.response ? `${r.address}: ${r.response}` : r.address }))),
-        ]),
-        el('td', { label: 'Actions' }, [el('div', { className: 'actions' }, [actionButton('requeue', m.qid, 'Requeue'), actionButton('delete', m.qid, 'Delete', 'danger')])]),
-      ]),
-    ),
-  );
+  fillMessages('failed', failed, 'newest', (m) => [
+    el('td', { label: 'Failed', text: ago(m.failedAt) }),
+    senderCell(m),
+    el('td', { label: 'Why' }, [
+      el('div', { text: m.reason }),
+      el('ul', { className: 'plain' }, m.recipients.map((r) => el('li', { className: 'answer', text: r.response ? `${r.address}: ${r.response}` : r.address }))),
+    ]),
+    el('td', { label: 'Actions' }, [el('div', { className: 'actions' }, [actionButton('requeue', m.qid, 'Requeue'), actionButton('delete', m.qid, 'Delete', 'danger')])]),
+  ]);
 }
 
 function renderRecent(recent) {
