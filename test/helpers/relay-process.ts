@@ -1,15 +1,17 @@
 /**
  * Runs the BUILT relay (`node dist/main.js start --config FILE`) as a child process, for tests
- * that must kill it for real (SIGKILL) and start it again on the same spool.
+ * that must kill it for real (SIGKILL), start it again on the same spool, or measure its own
+ * process (RSS).
  *
- * Does: spawn the child, collect its JSON log lines from stdout (`logs`, same API as the
- *   in-process relay helper), resolve once the `listening` line gives the SMTP port, and
- *   kill it by its PID only.
+ * Does: write the config file when given one, spawn the child, collect its JSON log lines from
+ *   stdout (`logs`, same API as the in-process relay helper), resolve once the `listening` line
+ *   gives the SMTP port, and kill it by its PID only.
  * Never: kill anything it did not start; wait without a bound (start and exit are timed).
  * Assumes: `npm run build` has produced dist/main.js (`ensureBuilt()` builds it when missing).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +37,8 @@ export interface RelayProcess {
 
 export interface RelayProcessOptions {
   readonly configPath: string;
+  /** written (as JSON) to configPath before the start; without it the file must exist */
+  readonly config?: Record<string, unknown>;
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** how long to wait for the `listening` line (default 15 s) */
@@ -50,6 +54,7 @@ export async function ensureBuilt(timeoutMs = 120_000): Promise<void> {
 
 export async function startRelayProcess(options: RelayProcessOptions): Promise<RelayProcess> {
   if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build first`);
+  if (options.config !== undefined) await writeFile(options.configPath, JSON.stringify(options.config, null, 2));
   const child: ChildProcess = spawn(process.execPath, [BUILT_MAIN, 'start', '--config', options.configPath], {
     cwd: options.cwd ?? REPO_ROOT,
     env: options.env ?? process.env,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from '../../helpers/fake-upstream.js';
-import { BUILT_MAIN } from '../../helpers/relay-child.js';
+import { BUILT_MAIN } from '../../helpers/relay-process.js';
 
 const run = promisify(execFile);
 

@@ -7,16 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FakeUpstream } from '../../helpers/fake-upstream.js';
-import { startRelayChild, type RelayChild } from '../../helpers/relay-child.js';
+import { startRelayProcess, type RelayProcess } from '../../helpers/relay-process.js';
 import { openTransaction } from '../../helpers/smtp-client.js';
 import { until } from '../../helpers/wait.js';
 import { dataPayload, plainUpstreamConfig, secretForms, startAuthUpstream } from './support.js';
 
-const children: RelayChild[] = [];
+const children: RelayProcess[] = [];
 let upstream: FakeUpstream | undefined;
 let dir: string | undefined;
 afterEach(async () => {
-  for (const c of children.splice(0)) await c.kill();
+  for (const c of children.splice(0)) await c.kill('SIGKILL');
   await upstream?.close();
   upstream = undefined;
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
@@ -37,7 +37,7 @@ describe('SIGKILL during a burst', () => {
       http: { enabled: false },
       log: { level: 'info' },
     };
-    const first = await startRelayChild(join(dir, 'config.json'), config);
+    const first = await startRelayProcess({ configPath: join(dir, 'config.json'), config });
     children.push(first);
 
     const acked = new Map<number, string>(); // message number → qid
@@ -74,13 +74,13 @@ describe('SIGKILL during a burst', () => {
     expect(acked.size).toBeGreaterThan(0);
 
     upstream.setScript({});
-    const second = await startRelayChild(join(dir, 'config.json'), config);
+    const second = await startRelayProcess({ configPath: join(dir, 'config.json'), config });
     children.push(second);
     const arrived = (): Set<number> =>
       new Set(upstream!.messages.map((m) => Number(/burst-token-(\d+)/.exec(m.raw.toString('latin1'))?.[1] ?? -1)));
     await until('every acknowledged message delivered', () => [...acked.keys()].every((n) => arrived().has(n)), 40_000, 100).catch(() => undefined); // `missing` names them
     const missing = [...acked.keys()].filter((n) => !arrived().has(n));
     expect(missing, `acknowledged but never delivered: ${missing.join(',')}`).toEqual([]);
-    for (const line of [...first.lines, ...second.lines]) for (const s of secretForms()) expect(line.includes(s)).toBe(false);
+    for (const line of [...first.logs.lines, ...first.otherOutput, ...second.logs.lines, ...second.otherOutput]) for (const s of secretForms()) expect(line.includes(s)).toBe(false);
   }, 80_000);
 });

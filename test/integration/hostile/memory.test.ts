@@ -12,14 +12,14 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRelayChild, type RelayChild } from '../../helpers/relay-child.js';
+import { startRelayProcess, type RelayProcess } from '../../helpers/relay-process.js';
 import { openTransaction, type RawSmtp } from '../../helpers/smtp-client.js';
-import { sendMessage, startHostile, type Hostile } from './support.js';
+import { hostileForTest, sendMessage, type HostileTest } from './support.js';
 
-const children: RelayChild[] = [];
+const children: RelayProcess[] = [];
 let dir: string | undefined;
 afterEach(async () => {
-  for (const c of children.splice(0)) await c.kill();
+  for (const c of children.splice(0)) await c.kill('SIGKILL');
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   dir = undefined;
 });
@@ -70,7 +70,7 @@ describe('bounded memory for every body (child process RSS)', () => {
       http: { enabled: false },
       log: { level: 'info' },
     };
-    const relay = await startRelayChild(join(dir, 'config.json'), config);
+    const relay = await startRelayProcess({ configPath: join(dir, 'config.json'), config });
     children.push(relay);
 
     // warm up (JIT, the outbox directory), then take the idle figure and reset the high-water mark
@@ -100,26 +100,17 @@ describe('bounded memory for every body (child process RSS)', () => {
 });
 
 describe('global in-flight budget (listen.maxInFlightMB)', () => {
-  let h: Hostile | undefined;
-  const open: RawSmtp[] = [];
-  afterEach(async () => {
-    for (const c of open.splice(0)) c.close();
-    await h?.stop();
-    h = undefined;
-  });
-
   /** A transaction that has sent `bytes` of header lines and then stops (holding them in memory). */
-  async function holdHeaderBytes(port: number, bytes: number): Promise<RawSmtp> {
-    const client = await openTransaction(port, 'app@legacy.test', ['alice@dest.test']);
-    open.push(client);
+  async function holdHeaderBytes(h: HostileTest, bytes: number): Promise<RawSmtp> {
+    const client = h.track(await openTransaction(h.relay.port, 'app@legacy.test', ['alice@dest.test']));
     const line = `X-Filler: ${'f'.repeat(60)}\r\n`;
     client.write(`From: app@legacy.test\r\nSubject: holder\r\n${line.repeat(Math.ceil(bytes / line.length))}`);
     return client;
   }
 
-  it('a DATA that starts while the budget is used up waits, then gets 452 4.3.1; room again once it is released', async () => {
-    h = await startHostile({ listen: { maxInFlightMB: 0.25, socketTimeoutSeconds: 4 } });
-    const holder = await holdHeaderBytes(h.relay.port, 300 * 1024);
+  it('a DATA that starts while the budget is used up waits, then gets 452 4.3.1; room again once it is released', async ({ onTestFinished }) => {
+    const h = await hostileForTest(onTestFinished, { listen: { maxInFlightMB: 0.25, socketTimeoutSeconds: 4 } });
+    const holder = await holdHeaderBytes(h, 300 * 1024);
     await h.relay.logs.waitFor('intake.in-flight-full', () => true, 10_000);
     // a second transaction waits (half the socket timeout: 2 s), then is refused
     const refused = await sendMessage(h.relay.port, 'From: app@legacy.test\r\nSubject: second\r\n\r\nbody\r\n');
@@ -132,9 +123,9 @@ describe('global in-flight budget (listen.maxInFlightMB)', () => {
     expect(h.upstream.messages.map((m) => /Subject: (\w+)/.exec(m.raw.toString('latin1'))?.[1])).toEqual(['holder', 'third']);
   });
 
-  it('a DATA that waits is admitted (and delivered) when the budget frees up within the wait', async () => {
-    h = await startHostile({ listen: { maxInFlightMB: 0.25, socketTimeoutSeconds: 10 } });
-    const holder = await holdHeaderBytes(h.relay.port, 300 * 1024);
+  it('a DATA that waits is admitted (and delivered) when the budget frees up within the wait', async ({ onTestFinished }) => {
+    const h = await hostileForTest(onTestFinished, { listen: { maxInFlightMB: 0.25, socketTimeoutSeconds: 10 } });
+    const holder = await holdHeaderBytes(h, 300 * 1024);
     await h.relay.logs.waitFor('intake.in-flight-full', () => true, 10_000);
     const waiting = sendMessage(h.relay.port, 'From: app@legacy.test\r\nSubject: waiter\r\n\r\nbody\r\n');
     await h.relay.logs.waitFor('intake.in-flight-wait', () => true, 10_000);

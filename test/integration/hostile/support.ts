@@ -4,7 +4,7 @@
  * secrets check every file runs after each test (item 8 of issue 7).
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { expect } from 'vitest';
+import { expect, type TestContext } from 'vitest';
 import type { AppOverrides } from '../../../src/app.js';
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from '../../helpers/fake-upstream.js';
 import { startRelay, type LogCapture, type TestRelay } from '../../helpers/relay.js';
@@ -84,6 +84,37 @@ export async function startHostile(
       await relay.stop();
       await upstream.close();
       await Promise.all(extraUpstreams.map((u) => u.close()));
+    },
+  };
+}
+
+export interface HostileTest extends Hostile {
+  /** Closes `session` when the test finishes, before the relay stops. */
+  track<T extends { close(): void }>(session: T): T;
+}
+
+/**
+ * startHostile for one test: the relay, its upstream and every session given to track() are
+ * closed when the test finishes, passed or failed (the test context's onTestFinished, so it works
+ * for concurrent tests too). stop() may be called earlier (to read what closing logs); the
+ * finish then has nothing left to do.
+ */
+export async function hostileForTest(onTestFinished: TestContext['onTestFinished'], ...args: Parameters<typeof startHostile>): Promise<HostileTest> {
+  const h = await startHostile(...args);
+  const sessions: { close(): void }[] = [];
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      for (const session of sessions.splice(0)) session.close();
+      await h.stop();
+    })());
+  onTestFinished(() => stop());
+  return {
+    ...h,
+    stop,
+    track(session) {
+      sessions.push(session);
+      return session;
     },
   };
 }
