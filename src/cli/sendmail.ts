@@ -27,7 +27,7 @@ import { parseVia } from './send-test.js';
 import { pipeSmtpSession } from './smtp-pipe.js';
 import { type Refusal, submitMessage } from './smtp-submit.js';
 import { exitForReply, SYSEXIT, SYSEXIT_NAME, type SmtpStep, type SysExit } from './sysexits.js';
-import { SENDMAIL_CONNECT_TIMEOUT_MS, SENDMAIL_REPLY_MARGIN_MS, SENDMAIL_UNBOUNDED_REPLY_TIMEOUT_MS } from '../core/delays.js';
+import { SENDMAIL_CONNECT_TIMEOUT_MS, SENDMAIL_REPLY_MARGIN_MS, SENDMAIL_REPLY_TIMEOUT_MS, SENDMAIL_UNBOUNDED_REPLY_TIMEOUT_MS } from '../core/delays.js';
 
 export const SENDMAIL_HELP = `Usage: sendmail [options] [recipient ...] < message
        smtp-sidecar sendmail [options] [recipient ...] < message
@@ -322,8 +322,8 @@ export async function sendmailCommand(argv: readonly string[], io: CliIo, deps: 
       host: target.host,
       port: target.port,
       heloName: hostname.includes('.') ? hostname : 'localhost',
-      connectTimeoutMs: 10_000,
-      replyTimeoutMs: 60_000,
+      connectTimeoutMs: SENDMAIL_CONNECT_TIMEOUT_MS,
+      replyTimeoutMs: SENDMAIL_REPLY_TIMEOUT_MS,
       finalReplyTimeoutMs,
     },
     { from: sender, to: recipients, eightBit: args.eightBit || message.eightBit },

@@ -28,11 +28,13 @@ export const CONFIG_WATCH_INTERVAL_MS = 1_000;
 export const QUEUE_API_TIMEOUT_MS = 3_000;
 
 /**
- * `sendmail`: connecting to the relay and its greeting; then the final reply to DATA, which the
- * relay may hold for delivery.waitSeconds: that plus a margin for the upstream's own answer, or
+ * `sendmail`: connecting to the relay and its greeting; each command's reply (the relay answers
+ * at once: a minute covers a loaded host); then the final reply to DATA, which the relay may
+ * hold for delivery.waitSeconds: that plus a margin for the upstream's own answer, or
  * (waitSeconds -1: until the upstream answers) ten minutes, RFC 5321's DATA-termination timeout.
  */
 export const SENDMAIL_CONNECT_TIMEOUT_MS = 10_000;
+export const SENDMAIL_REPLY_TIMEOUT_MS = 60_000;
 export const SENDMAIL_REPLY_MARGIN_MS = 60_000;
 export const SENDMAIL_UNBOUNDED_REPLY_TIMEOUT_MS = 600_000;
 
