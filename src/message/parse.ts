@@ -5,7 +5,8 @@
  *   promise with MessageFacts: addresses, subject, Message-ID, the raw Date text, top-level
  *   header names in order, and attachment count and decoded bytes (inline ones also counted
  *   apart). Attachment sizes come from each part's ENCODED length (see `EncodedSize`): no part
- *   is decoded, and no body byte is kept once counted, so the memory a message costs here is
+ *   is decoded (and a leaf part's body does not go through the splitter's per-byte loop: see
+ *   body-skip.ts), and no body byte is kept once counted, so the memory a message costs here is
  *   its MIME header blocks plus a few buffers, whatever the size or kind of its bodies (text,
  *   HTML, attachments, malformed). The top-level header fields are decoded as mailparser
  *   decodes them (see `buildFacts`), from the lines the splitter already parsed.
@@ -32,17 +33,36 @@ import type { MimeNode } from '@zone-eu/mailsplit';
 import libmime from 'libmime';
 import { decodeWords, parseMailboxes } from '../core/address-list.js';
 import { RelayError } from '../core/errors.js';
-import type { Mailbox, MessageFacts } from '../core/types.js';
+import type { MessageFacts } from '../core/types.js';
+import { BodySkipper } from './body-skip.js';
 
 export interface FactsParserOptions {
   /** Largest header block of any MIME node, in bytes (mailsplit's maxHeadSize; default 1 MiB). */
   readonly maxHeaderBytes?: number;
+  /** Read leaf bodies past the splitter (default true; false feeds every byte to it, for tests). */
+  readonly skipBodies?: boolean;
 }
 
 export interface FactsParser {
   readonly input: Writable;
   readonly facts: Promise<MessageFacts>;
+  /** Bytes the splitter parsed and bytes read past it (body-skip.ts), for tests and profiles. */
+  readonly stats: { readonly splitBytes: number; readonly skippedBytes: number };
 }
+
+/**
+ * The splitter's own fields the body skip reads (mailsplit 5.4, message-splitter.js; pinned by
+ * test/unit/message/parse.test.ts): the node it is in, its state (BODY = 2), the bytes of the
+ * line it holds back (after a line end: the body's last line end, kept for a delimiter that may
+ * follow) and the longest delimiter in scope (0: none).
+ */
+interface SplitterInternals {
+  readonly node?: MimeNode | null;
+  readonly state?: number;
+  readonly lineLength?: number;
+  readonly maxBoundaryLength?: () => number;
+}
+const SPLITTER_BODY = 0x02;
 
 const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
 /** mailsplit's floor for what one header line costs against maxHeadSize */
@@ -112,6 +132,14 @@ class EncodedSize {
     }
   }
 
+  /**
+   * The next bytes do not follow the last ones directly (the splitter emits the line end it
+   * held back after bytes read past it): a `=` at the end of these is not a soft break.
+   */
+  breakSequence(): void {
+    this.#equalsPending = false;
+  }
+
   get decodedBytes(): number {
     if (this.encoding === 'base64') return Math.floor(((this.#bytes - this.#lineBreaks - this.#equals) * 3) / 4);
     if (this.encoding === 'quoted-printable') return Math.max(0, this.#bytes - 2 * this.#equals - this.#softBreaks);
@@ -144,11 +172,14 @@ function isInline(node: MimeNode): boolean {
 
 export function createFactsParser(options: FactsParserOptions = {}): FactsParser {
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  const skipBodies = options.skipBodies ?? true;
   const splitter = new Splitter({ maxHeadSize: maxHeaderBytes });
 
   let rootLines: readonly HeaderLine[] | undefined;
   const tally: AttachmentTally = { count: 0, totalBytes: 0, inlineCount: 0, inlineBytes: 0 };
   let part: CountedPart | undefined;
+  /** the last node the splitter emitted (a skip starts only in the body of this one) */
+  let lastNode: MimeNode | undefined;
   const closePart = (): void => {
     if (part === undefined) return;
     const bytes = part.size.decodedBytes;
@@ -183,6 +214,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
     if (data.type === 'node') {
       closePart();
       const node = data;
+      lastNode = node;
       if (node.root && node.headers !== false) rootLines ??= node.headers.getList();
       if (node.multipart !== false) return;
       // an embedded message the splitter descends into is a container: its parts are counted
@@ -217,24 +249,98 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
     if (!settled && !splitter.readableEnded) fail(new RelayError('E_MALFORMED_MESSAGE', { logMessage: 'message splitter closed before the message ended' }));
   });
 
-  const input = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      if (failed) return callback();
-      // Callback once the splitter has taken the chunk: its backpressure reaches the writer.
-      // A write error is reported by the splitter's 'error'. A failure while the chunk is in
+  // The splitter reads the structure (header blocks, delimiter lines); the body of a leaf part
+  // is read past it by a BodySkipper, which counts the bytes and gives back any line that could
+  // be a delimiter, with the line end in front of it. The splitter is fed up to a line end
+  // before a skip starts: it holds back at most that line end, and emits it as body when the
+  // next line it gets is body (after the bytes read past: a quoted-printable soft break split
+  // there counts as one more byte, never one less).
+  const stats = { splitBytes: 0, skippedBytes: 0 };
+  let skipper: BodySkipper | undefined;
+  /** the size counter of the part being read past (undefined: the part is not counted) */
+  let skippedPart: EncodedSize | undefined;
+
+  /** Resolves once the splitter has taken the bytes (its backpressure reaches the writer), or on failure. */
+  const toSplitter = (bytes: Buffer): Promise<void> =>
+    new Promise((resolve) => {
+      if (failed || bytes.length === 0) return resolve();
+      stats.splitBytes += bytes.length;
+      // A write error is reported by the splitter's 'error'. A failure while the bytes are in
       // flight releases the writer too (see `fail`).
       let done = false;
       const once = (): void => {
         if (done) return;
         done = true;
         pendingWrite = undefined;
-        callback();
+        resolve();
       };
       pendingWrite = once;
-      splitter.write(chunk, once);
+      splitter.write(bytes, once);
+    });
+
+  /** A skipper for the body the splitter is in, when it is a leaf part's; undefined otherwise. */
+  const skipperForCurrentBody = (): BodySkipper | undefined => {
+    if (!skipBodies || failed) return undefined;
+    const internals = splitter as unknown as SplitterInternals;
+    const node = internals.node;
+    if (internals.state !== SPLITTER_BODY || node === undefined || node === null || node !== lastNode || node.multipart !== false) return undefined;
+    // fed up to a line end, the splitter holds back at most that line end (else: no skip)
+    if (typeof internals.lineLength !== 'number' || internals.lineLength > 2) return undefined;
+    const counter = part !== undefined && part.node === node ? part.size : undefined;
+    skippedPart = counter;
+    const sink = (bytes: Buffer): void => {
+      stats.skippedBytes += bytes.length;
+      counter?.add(bytes);
+    };
+    const delimiters = typeof internals.maxBoundaryLength === 'function' ? internals.maxBoundaryLength() > 0 : true;
+    return new BodySkipper(sink, delimiters);
+  };
+
+  const feed = async (chunk: Buffer): Promise<void> => {
+    let rest: Buffer | undefined = chunk;
+    while (rest !== undefined && rest.length > 0 && !failed) {
+      if (skipper !== undefined) {
+        rest = skipper.push(rest);
+        if (rest === undefined) return;
+        // a line that may be a delimiter: the splitter reads it (alone: when it was body after
+        // all, the skip resumes on the next line)
+        const withheld = skipper.takeWithheld();
+        skipper = undefined;
+        skippedPart?.breakSequence();
+        const lineEnd = rest.indexOf(LF);
+        if (lineEnd === -1) return toSplitter(Buffer.concat([withheld, rest]));
+        await toSplitter(Buffer.concat([withheld, rest.subarray(0, lineEnd + 1)]));
+        rest = rest.subarray(lineEnd + 1);
+        skipper = skipperForCurrentBody();
+        if (skipper !== undefined) continue;
+      }
+      const lastLineEnd = rest.lastIndexOf(LF);
+      if (lastLineEnd === -1) return toSplitter(rest);
+      await toSplitter(rest.subarray(0, lastLineEnd + 1));
+      rest = rest.subarray(lastLineEnd + 1);
+      skipper = skipperForCurrentBody();
+      if (skipper === undefined) return toSplitter(rest);
+    }
+  };
+
+  const input = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (failed) return callback();
+      feed(chunk).then(
+        () => callback(),
+        (err: unknown) => {
+          fail(toRelayError(err, maxHeaderBytes, undefined));
+          callback();
+        },
+      );
     },
     final(callback) {
-      if (!failed) splitter.end();
+      const withheld = skipper?.takeWithheld();
+      skipper = undefined;
+      skippedPart?.breakSequence();
+      if (failed) return callback();
+      if (withheld !== undefined && withheld.length > 0) splitter.write(withheld);
+      splitter.end();
       callback();
     },
     destroy(err, callback) {
@@ -245,7 +351,7 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
     },
   });
 
-  return { input, facts };
+  return { input, facts, stats };
 }
 
 /** Bytes of the MIME header block the splitter was reading when it failed (its own field). */
