@@ -130,12 +130,6 @@ export interface SpoolMeta {
   /** set when an admin moved the message back from failed/: the first receipt (receivedAt restarts the lifetime) */
   readonly firstReceivedAt?: string;
   readonly sizeBytes: number;
-  /**
-   * Written by the spool: the length of the final header block at the start of the message
-   * file, so the header can be read without the body (absent in entries of older versions:
-   * the spool then finds the blank line).
-   */
-  readonly headerBytes?: number;
   readonly facts: {
     readonly from: string | undefined;
     readonly subject: string | undefined;

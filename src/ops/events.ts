@@ -109,13 +109,14 @@ export const EVENTS = {
   'notice.failed': { level: 'error', fields: ['err'], when: 'the failure notice could not be built or spooled (the failed message stays in failed/)' },
 
   // --- the spool's own decisions (spool/)
-  'spool.spill-length-mismatch': { level: 'warn', fields: ['qid', 'copiedBytes', 'expectedBytes'], when: 'a spilled body was not as long as expected' },
   'spool.not-writable': { level: 'warn', fields: ['err'], when: 'the readiness probe could not write to the spool' },
   'spool.tmp-cleanup-failed': { level: 'warn', fields: ['file', 'err'], when: 'a leftover in tmp/ could not be removed at start' },
   'spool.quarantined': { level: 'warn', fields: ['file', 'movedAs', 'problem'], when: 'an unreadable queue entry was set aside at start' },
-  'spool.meta-unreadable': { level: 'error', fields: ['qid', 'err'], when: "a queue entry's metadata could not be read" },
   'spool.meta-invalid': { level: 'error', fields: ['qid', 'problem'], when: "a queue entry's metadata is not valid" },
   'spool.message-unreadable': { level: 'error', fields: ['qid', 'err'], when: "a queue entry's message file could not be read" },
+  'spool.converted': { level: 'info', fields: ['qid', 'subdir'], when: 'at start: an entry of the previous spool layout (.eml + .json) became one message file (.msg)' },
+  'spool.convert-failed': { level: 'error', fields: ['qid', 'subdir', 'err'], when: 'at start: an entry of the previous spool layout could not be converted; it stays as it was and is tried again at the next start' },
+  'spool.state-orphan': { level: 'warn', fields: ['file', 'action'], when: 'at start: a .state file without its message was moved after it (an interrupted move to failed/) or removed' },
   'spool.cleanup-failed': { level: 'warn', fields: ['file', 'err'], when: 'a spool file could not be removed' },
 
   // --- operations (ops/)

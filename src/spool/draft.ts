@@ -3,8 +3,10 @@
  *
  * Does: keep the chunks in memory up to `spillThresholdBytes`, then write them and every later
  *   chunk to a file of its own in the spool's tmp/ (through the spool's SpoolFs, so fault tests
- *   reach it); hand the spool what it holds when the message is stored (`seal`); close and
- *   remove its file on `discard`, on a failed write and once the spool has the bytes.
+ *   reach it): that file starts with the first body byte, so the spool turns it into the
+ *   message file by appending header, meta and footer (msg-format.ts) and renaming it, with no
+ *   copy; hand the spool what it holds when the message is stored (`seal`); close and remove
+ *   its file on `discard` and on a failed write.
  * Never: holds more than the threshold (+ one chunk) in memory; leaves its file behind when it
  *   fails or is discarded (recovery removes whatever a crash leaves in tmp/); accepts a write
  *   after it was sealed, discarded or failed.
@@ -14,10 +16,10 @@ import { RelayError } from '../core/errors.js';
 import type { Logger, SpoolDraft } from '../core/ports.js';
 import type { SpoolFileHandle, SpoolFs } from './spool-fs.js';
 
-/** What a sealed draft holds: its chunks, or a closed file of `length` bytes. */
+/** What a sealed draft holds: its chunks, or its file (still open, `length` bytes written). */
 export type DraftBody =
   | { readonly kind: 'memory'; readonly chunks: readonly Buffer[]; readonly length: number }
-  | { readonly kind: 'file'; readonly path: string; readonly length: number };
+  | { readonly kind: 'file'; readonly file: SpoolFileHandle; readonly path: string; readonly length: number };
 
 type DraftState = 'open' | 'sealed' | 'done' | 'failed';
 
@@ -76,21 +78,33 @@ export class FsDraft implements SpoolDraft {
     }
   }
 
-  /** For the spool's store(): what the draft holds, its file (if any) closed. No write after this. */
-  async seal(): Promise<DraftBody> {
-    if (this.#state !== 'open') throw new RelayError('E_INTERNAL', { logMessage: `spool draft of ${this.qid}: stored after it was ${this.#state}` });
-    this.#state = 'sealed';
-    if (!this.#fileCreated) return { kind: 'memory', chunks: this.#chunks, length: this.#length };
-    const file = this.#file!;
-    this.#file = undefined;
-    try {
-      await file.close();
-    } catch (err) {
-      await this.discard();
-      this.#state = 'failed';
-      throw err;
+  /**
+   * For the spool's store(): what the draft holds. No write after this. A file stays open for
+   * the spool to append to; `discard()` still closes and removes it (a failed store).
+   */
+  seal(): DraftBody {
+    if (this.#state !== 'open') {
+      throw new RelayError(this.#state === 'failed' ? 'E_SPOOL_WRITE' : 'E_INTERNAL', { logMessage: `spool draft of ${this.qid}: stored after it was ${this.#state}` });
     }
-    return { kind: 'file', path: this.filePath, length: this.#length };
+    this.#state = 'sealed';
+    if (this.#file === undefined) return { kind: 'memory', chunks: this.#chunks, length: this.#length };
+    return { kind: 'file', file: this.#file, path: this.filePath, length: this.#length };
+  }
+
+  /** Closes the sealed draft's file (once: a later discard() only removes it). */
+  async closeFile(): Promise<void> {
+    const file = this.#file;
+    this.#file = undefined;
+    if (file !== undefined) await file.close();
+  }
+
+  /** The spool renamed the file into place (or stored the chunks): nothing is left to remove. */
+  committed(): void {
+    this.#state = 'done';
+    this.#chunks = [];
+    this.#memoryBytes = 0;
+    this.#file = undefined;
+    this.#fileCreated = false;
   }
 
   async discard(): Promise<void> {

@@ -1,32 +1,45 @@
 /**
- * The durable spool on a local file system.
+ * The durable spool on a local file system: one file per message.
  *
- * Does: take a message's body as it arrives (`draft()`: memory, spilled to `tmp/<qid>.spill`
- * past `spillThresholdBytes`); store a message as `queue/<qid>.eml` (final bytes) +
- * `queue/<qid>.json` (SpoolMeta, compact JSON, with `headerBytes`: the header block's length,
- * so an entry's header is read without its body) by writing and fsyncing both in `tmp/` at the same time,
- * renaming the .eml then (once that rename is done) the .json into `queue/` and fsyncing
- * `queue/` (one shared fsync for concurrent stores: group commit) before resolving.
- * An entry exists only when its .json exists. Moves undeliverable entries to `failed/`
- * with a reason, and unreadable ones to `quarantine/` at start-up. Makes qids from the
- * clock, a per-spool random prefix and a counter (no random bytes per message).
- * Never: resolve `store()` before the bytes and the names are durable (when `fsync`
- * is on); delete a queued file it cannot read (it is quarantined); make a synchronous
- * fs call; accept a qid that is not [A-Za-z0-9]+ (no path traversal).
+ * Layout of `dir`:
+ *   tmp/                 drafts (`<qid>.msg` while the body arrives) and files being written;
+ *                        emptied at start-up (nothing in it was ever acknowledged)
+ *   queue/<qid>.msg      a queued message: body | final header | meta JSON | footer (msg-format.ts).
+ *                        An entry exists iff its .msg exists.
+ *   queue/<qid>.state    the meta as update() last wrote it (attempts, next attempt, recipients'
+ *                        states, checkpoints): written only when an entry changes after the store
+ *                        (a deferral, an admin action), and read in place of the meta in the .msg
+ *   failed/<qid>.msg (+ .state, + .reason.json)   undeliverable, with why
+ *   quarantine/          what recovery could not read (moved there, never deleted)
+ *
+ * Does: take a message's body as it arrives (`draft()`: memory, or `tmp/<qid>.msg` past
+ *   `spillThresholdBytes`, written from the first body byte) and store it as one file: the
+ *   draft file gets header + meta + footer appended (a small body is written with them in one
+ *   write), is fsynced, closed and renamed into queue/, and queue/ is fsynced (one shared fsync
+ *   for concurrent stores: group commit) before store() resolves. The body is never copied;
+ *   a delivered message costs one unlink. An entry is read from its file's tail (footer, meta,
+ *   header: the spool never reads a body). Moves undeliverable entries to failed/ with a
+ *   reason, and unreadable files to quarantine/ at start-up, where it also converts entries of
+ *   the previous layout (legacy-layout.ts) and removes a .state whose .msg is gone. Makes qids
+ *   from the clock, a per-spool random prefix and a counter (no random bytes per message).
+ * Never: resolve `store()` before the bytes and the name are durable (when `fsync` is on);
+ *   delete a queued file it cannot read (it is quarantined); make a synchronous fs call;
+ *   accept a qid that is not [A-Za-z0-9]+ (no path traversal).
  * Assumes: one process owns `dir` (spool-lock.ts: the relay takes the lock before `recover()`,
- * `queue` before working on the files); `recover()` runs before the first `store()`
- * (it creates the directories); operations on the same qid are not run concurrently
- * by callers (different qids are independent).
+ *   `queue` before working on the files); `recover()` runs before the first `store()` (it
+ *   creates the directories and converts old entries); operations on the same qid are not run
+ *   concurrently by callers (different qids are independent).
  */
 import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.js';
-import { RelayError } from '../core/errors.js';
+import { isRelayError, RelayError } from '../core/errors.js';
 import type { FailedEntry, FailureReason, Logger, RecoveryReport, Spool, SpoolDraft } from '../core/ports.js';
-import { headerBlockEnd } from '../core/raw-source.js';
 import type { RawSource, SpoolEntry, SpoolMeta } from '../core/types.js';
 import { FsDraft, type DraftBody } from './draft.js';
 import { GroupCommitter } from './group-commit.js';
+import { convertLegacyEntry, type LegacyContext } from './legacy-layout.js';
 import { checkMeta, compareByReceivedAt } from './meta-check.js';
+import { encodeFooter, FOOTER_BYTES, parseFooter } from './msg-format.js';
 import { createQidSequence, isValidQid, makeQid } from './qid.js';
 import { createRealSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs.js';
 
@@ -38,24 +51,30 @@ export interface FsSpoolOptions {
   readonly fs?: SpoolFs;
   readonly log?: Logger;
   readonly newQid?: () => string;
-  /** a draft body past this many bytes goes to a file in tmp/ as it arrives (default 256 KiB) */
+  /** a draft body past this many bytes goes to its file in tmp/ as it arrives (default 256 KiB) */
   readonly spillThresholdBytes?: number;
 }
 
 const DEFAULT_SPILL_THRESHOLD_BYTES = 256 * 1024;
-/**
- * How far into an entry of an older version (no `headerBytes`) the blank line after the header
- * is looked for: the intake refuses header blocks over 1 MiB.
- */
-const LEGACY_HEADER_SCAN_BYTES = 1024 * 1024 + 4;
-/** The first look for it (most header blocks are a few KiB). */
-const LEGACY_HEADER_FIRST_READ_BYTES = 64 * 1024;
+/** How much of a message file's end is read first: the footer, the meta and the header usually fit. */
+const TAIL_FIRST_READ_BYTES = 8 * 1024;
+
+type SpoolSubdir = 'tmp' | 'queue' | 'failed' | 'quarantine';
+const SUBDIRS: readonly SpoolSubdir[] = ['tmp', 'queue', 'failed', 'quarantine'];
 
 /** A message in a spool file: its header, and the range of the file that is its body. */
 type FileSource = Exclude<RawSource, Buffer>;
 
-type SpoolSubdir = 'tmp' | 'queue' | 'failed' | 'quarantine';
-const SUBDIRS: readonly SpoolSubdir[] = ['tmp', 'queue', 'failed', 'quarantine'];
+/** A message file as read from its tail. */
+interface MsgFile {
+  readonly source: FileSource;
+  /** the meta written with the message (a .state, when there is one, replaces it) */
+  readonly meta: SpoolMeta;
+}
+
+/** The file kinds of the spool (the previous layout's .eml/.json too, for recovery). */
+type FileKind = 'msg' | 'state' | 'eml' | 'json';
+const FILE_KINDS: readonly FileKind[] = ['msg', 'state', 'eml', 'json'];
 
 function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -66,7 +85,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** Compact JSON (no indentation): fewer bytes to write and less stringify work per message. */
-function metaBytes(value: unknown): Buffer {
+function jsonBytes(value: unknown): Buffer {
   return Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
 }
 
@@ -80,6 +99,8 @@ export class FsSpool implements Spool {
   private readonly spillThresholdBytes: number;
   /** one committer per directory whose fsync is shared */
   private readonly dirCommitters = new Map<SpoolSubdir, GroupCommitter>();
+  /** queued qids known to have a .state (so a removal unlinks one file when there is none) */
+  private readonly withState = new Set<string>();
 
   constructor(options: FsSpoolOptions) {
     this.dir = resolve(options.dir);
@@ -105,128 +126,105 @@ export class FsSpool implements Spool {
     if (!(draft instanceof FsDraft) || draft.qid !== qid || draft.filePath !== this.draftPath(qid)) {
       throw new RelayError('E_INTERNAL', { logMessage: `spool store of ${qid}: the draft is not this spool's draft for ${qid}` });
     }
-    const meta: SpoolMeta = { ...input.meta, headerBytes: input.header.length };
     let body: DraftBody;
     try {
-      body = await draft.seal();
+      body = draft.seal();
     } catch (err) {
-      throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool store of ${qid} failed: ${describe(err)}` });
+      await draft.discard();
+      throw err;
     }
-    const tmpEml = this.pathOf('tmp', `${qid}.eml`);
-    const tmpJson = this.pathOf('tmp', `${qid}.json`);
-    const queueEml = this.pathOf('queue', `${qid}.eml`);
-    const queueJson = this.pathOf('queue', `${qid}.json`);
-    /** files this call created that must go if it fails (in removal order) */
-    let created: string[] = [];
+    const tmpMsg = this.draftPath(qid);
+    const queueMsg = this.pathOf('queue', `${qid}.msg`);
+    const meta = jsonBytes(input.meta);
+    const rest = [input.header, meta, encodeFooter(body.length, input.header.length, meta.length)];
+    /** the file this call made that must go if it fails */
+    let made: string | undefined;
     try {
-      // Both files are written and fsynced at the same time: one round trip of waits
-      // instead of two, and the file system can commit both fsyncs in one journal commit.
-      // Neither name is visible in queue/ before both are durable (renames come after).
-      const [emlWrite, jsonWrite] = await Promise.allSettled([
-        this.writeFileDurably(tmpEml, { exclusive: true }, (file) => this.fillEml(file, qid, input.header, body)),
-        this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)])),
-      ]);
-      if (emlWrite.status === 'rejected' || jsonWrite.status === 'rejected') {
-        // writeFileDurably removed the file it failed on; the other one goes too.
-        created = emlWrite.status === 'fulfilled' ? [tmpEml] : jsonWrite.status === 'fulfilled' ? [tmpJson] : [];
-        throw emlWrite.status === 'rejected' ? emlWrite.reason : (jsonWrite as PromiseRejectedResult).reason;
+      if (body.kind === 'memory') {
+        await this.writeFileDurably(tmpMsg, { exclusive: true }, (file) => file.writeAll([...body.chunks, ...rest]));
+      } else {
+        // the draft file already holds the body from its first byte: append, no copy
+        await body.file.writeAll(rest);
+        if (this.fsyncEnabled) await body.file.sync();
+        await draft.closeFile();
       }
-      created = [tmpJson, tmpEml];
-      // The .eml rename completes before the .json one starts: a crash must never leave a
-      // visible .json (an entry) whose .eml is missing.
-      await this.fs.rename(tmpEml, queueEml);
-      created = [tmpJson, queueEml];
-      await this.fs.rename(tmpJson, queueJson);
-      // The .json goes first on cleanup: an entry without .json is not an entry.
-      created = [queueJson, queueEml];
+      made = tmpMsg;
+      await this.fs.rename(tmpMsg, queueMsg);
+      made = queueMsg;
+      draft.committed();
       await this.syncDir('queue');
     } catch (err) {
-      await this.removeQuietly(created);
+      if (made !== undefined) await this.removeQuietly([made]);
       await draft.discard();
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool store of ${qid} failed: ${describe(err)}` });
     }
-    await draft.discard(); // the bytes are in the .eml now
-    const source: RawSource =
-      body.kind === 'memory' ? Buffer.concat([input.header, ...body.chunks]) : fileSource(queueEml, input.header, input.header.length + body.length);
-    return { meta, source };
-  }
-
-  /** Writes the message bytes: the header, then the body from memory or from its spill file. */
-  private async fillEml(file: SpoolFileHandle, qid: string, header: Buffer, body: DraftBody): Promise<void> {
-    if (body.kind === 'memory') {
-      await file.writeAll([header, ...body.chunks]);
-      return;
-    }
-    await file.writeAll([header]);
-    const copiedBytes = await file.appendFileContents(body.path);
-    if (copiedBytes !== body.length) {
-      this.log?.warn({ qid, copiedBytes, expectedBytes: body.length }, 'spool.spill-length-mismatch');
-    }
+    // a small body goes to the first attempt from memory (no read); a large one from the file
+    const source: RawSource = body.kind === 'memory' ? Buffer.concat([input.header, ...body.chunks]) : { path: queueMsg, header: input.header, bodyStart: 0, bodyEnd: body.length };
+    return { meta: input.meta, source };
   }
 
   async list(): Promise<SpoolEntry[]> {
-    const names = await this.fs.readdir(this.pathOf('queue'));
+    const names = new Set(await this.fs.readdir(this.pathOf('queue')));
     const entries: SpoolEntry[] = [];
     for (const name of names) {
-      const qid = qidOfName(name, '.json');
+      const qid = qidOfName(name, 'msg');
       if (qid === undefined) continue;
-      const entry = await this.readEntry(qid, { corrupt: 'skip' });
+      const entry = await this.readEntry(qid, { corrupt: 'skip', hasState: names.has(`${qid}.state`) });
       if (entry !== undefined) entries.push(entry);
     }
     return entries.sort((a, b) => compareByReceivedAt(a.meta, b.meta));
   }
 
   async read(qid: string): Promise<SpoolEntry | undefined> {
-    return this.readEntry(checkedQid(qid), { corrupt: 'throw' });
+    return this.readEntry(checkedQid(qid), { corrupt: 'throw', hasState: undefined });
   }
 
+  /** Writes the entry's current meta to its .state (tmp, fsync, rename, queue/ fsync). */
   async update(meta: SpoolMeta): Promise<void> {
     const qid = checkedQid(meta.qid);
-    const queueJson = this.pathOf('queue', `${qid}.json`);
-    const tmpJson = this.pathOf('tmp', `${qid}.${makeQid(this.clock.now())}.meta`);
-    const existing = await this.fs.stat(queueJson).catch((err: unknown) => {
+    const existing = await this.fs.stat(this.pathOf('queue', `${qid}.msg`)).catch((err: unknown) => {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool update of ${qid}: stat failed: ${describe(err)}` });
     });
     if (existing === undefined) {
-      // Writing the .json would create an entry without its .eml.
+      // a .state without its .msg is not an entry
       throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool update of ${qid}: no such entry in queue/` });
     }
-    let created: string[] = [];
     try {
-      await this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)]));
-      created = [tmpJson];
-      await this.fs.rename(tmpJson, queueJson);
-      created = [];
+      await this.writeState('queue', meta);
       await this.syncDir('queue');
     } catch (err) {
-      await this.removeQuietly(created);
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool update of ${qid} failed: ${describe(err)}` });
     }
   }
 
   /**
-   * No directory fsync here: a removal that a crash undoes only brings a delivered message
-   * back, and delivering it again is the at-least-once promise; losing mail is not possible
-   * this way. Skipping it takes a shared fsync off every delivered message's path.
+   * Unlinks the .msg (the entry is gone), then its .state if it has one. No directory fsync: a
+   * removal that a crash undoes only brings a delivered message back, and delivering it again
+   * is the at-least-once promise; losing mail is not possible this way. Skipping it takes a
+   * shared fsync off every delivered message's path.
    */
   async remove(qid: string): Promise<void> {
     checkedQid(qid);
     try {
-      await this.unlinkIfPresent(this.pathOf('queue', `${qid}.json`));
-      await this.unlinkIfPresent(this.pathOf('queue', `${qid}.eml`));
+      await this.unlinkIfPresent(this.pathOf('queue', `${qid}.msg`));
+      if (this.withState.delete(qid)) await this.unlinkIfPresent(this.pathOf('queue', `${qid}.state`));
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool remove of ${qid} failed: ${describe(err)}` });
     }
   }
 
+  /**
+   * Order: the reason is written durably in failed/ first; then the .msg moves (the entry is now
+   * in failed/), then its .state. A crash between the two moves leaves queue/<qid>.state, which
+   * recovery moves after its .msg.
+   */
   async fail(qid: string, reason: FailureReason): Promise<void> {
     checkedQid(qid);
     try {
-      await this.writeFileDurably(this.pathOf('failed', `${qid}.reason.json`), { exclusive: false }, (file) =>
-        file.writeAll([metaBytes(reason)]),
-      );
-      await this.moveToFailed(`${qid}.eml`);
-      await this.moveToFailed(`${qid}.json`);
+      await this.writeFileDurably(this.pathOf('failed', `${qid}.reason.json`), { exclusive: false }, (file) => file.writeAll([jsonBytes(reason)]));
+      await this.moveToFailed(`${qid}.msg`);
+      await this.renameIfPresent(this.pathOf('queue', `${qid}.state`), this.pathOf('failed', `${qid}.state`));
+      this.withState.delete(qid);
       await Promise.all([this.syncDir('failed'), this.syncDir('queue')]);
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool fail of ${qid} failed: ${describe(err)}` });
@@ -243,62 +241,61 @@ export class FsSpool implements Spool {
 
   async readFailed(qid: string): Promise<FailedEntry | undefined> {
     checkedQid(qid);
-    let bytes: Buffer;
+    let msg: MsgFile | string | undefined;
     try {
-      bytes = await this.fs.readFile(this.pathOf('failed', `${qid}.json`));
+      msg = await this.readMsg('failed', qid);
     } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `failed meta of ${qid} unreadable: ${describe(err)}` });
+      throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `failed message ${qid} unreadable: ${describe(err)}` });
     }
-    const checked = checkMeta(bytes, qid);
-    if (!checked.ok) throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `failed meta of ${qid} invalid: ${checked.problem}` });
-    const source = await this.sourceOf('failed', checked.meta);
-    if (source === undefined) return undefined; // a half-finished requeue or removal
+    if (msg === undefined) return undefined;
+    if (typeof msg === 'string') throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `failed message ${qid} invalid: ${msg}` });
+    const meta = (await this.readState('failed', qid, undefined)) ?? msg.meta;
     let reason: FailureReason | undefined;
     try {
       reason = JSON.parse((await this.fs.readFile(this.pathOf('failed', `${qid}.reason.json`))).toString('utf8')) as FailureReason;
     } catch {
       reason = undefined; // the entry stays usable without its reason
     }
-    return { meta: checked.meta, reason, source };
+    return { meta, reason, source: msg.source };
   }
 
   /**
-   * Order: the new meta is written durably in tmp/ first; then the .eml moves into queue/, then
-   * the .json (an entry exists only once its .json is there), then failed/'s .json and reason go.
-   * A crash in between leaves at worst a queue/ .eml without .json, which recovery quarantines
-   * (bytes kept), never a lost message.
+   * Order: the new meta is written durably in tmp/ first; then the .msg moves into queue/ (the
+   * entry exists from here on), then the new .state; then failed/'s .state and reason go. A crash
+   * between the two renames queues the message with the meta it was received with (its
+   * recipients pending again): delivered again, never lost.
    */
   async requeue(meta: SpoolMeta): Promise<SpoolEntry> {
     const qid = checkedQid(meta.qid);
-    const tmpJson = this.pathOf('tmp', `${qid}.${makeQid(this.clock.now())}.meta`);
-    const queueEml = this.pathOf('queue', `${qid}.eml`);
-    let source: FileSource | undefined;
+    const tmpState = this.pathOf('tmp', `${qid}.${makeQid(this.clock.now())}.state`);
+    const queueMsg = this.pathOf('queue', `${qid}.msg`);
+    let msg: MsgFile | string | undefined;
     try {
-      source = await this.sourceOf('failed', meta);
-      if (source === undefined) throw Object.assign(new Error(`failed/${qid}.eml does not exist`), { code: 'ENOENT' });
-      await this.writeFileDurably(tmpJson, { exclusive: true }, (file) => file.writeAll([metaBytes(meta)]));
+      msg = await this.readMsg('failed', qid);
+      if (typeof msg !== 'object') throw new Error(msg === undefined ? `failed/${qid}.msg does not exist` : `failed/${qid}.msg: ${msg}`);
+      await this.writeFileDurably(tmpState, { exclusive: true }, (file) => file.writeAll([jsonBytes(meta)]));
       try {
-        await this.fs.rename(this.pathOf('failed', `${qid}.eml`), queueEml);
+        await this.fs.rename(this.pathOf('failed', `${qid}.msg`), queueMsg);
       } catch (err) {
-        await this.removeQuietly([tmpJson]);
+        await this.removeQuietly([tmpState]);
         throw err;
       }
-      await this.fs.rename(tmpJson, this.pathOf('queue', `${qid}.json`));
+      await this.fs.rename(tmpState, this.pathOf('queue', `${qid}.state`));
+      this.withState.add(qid);
       await this.syncDir('queue');
-      await this.unlinkIfPresent(this.pathOf('failed', `${qid}.json`));
+      await this.unlinkIfPresent(this.pathOf('failed', `${qid}.state`));
       await this.unlinkIfPresent(this.pathOf('failed', `${qid}.reason.json`));
       await this.syncDir('failed');
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool requeue of ${qid} failed: ${describe(err)}` });
     }
-    return { meta, source: { ...source, path: queueEml } };
+    return { meta, source: { ...msg.source, path: queueMsg } };
   }
 
   async removeFailed(qid: string): Promise<void> {
     checkedQid(qid);
     try {
-      for (const name of [`${qid}.json`, `${qid}.eml`, `${qid}.reason.json`]) await this.unlinkIfPresent(this.pathOf('failed', name));
+      for (const name of [`${qid}.msg`, `${qid}.state`, `${qid}.reason.json`]) await this.unlinkIfPresent(this.pathOf('failed', name));
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool removal of failed ${qid} failed: ${describe(err)}` });
     }
@@ -334,43 +331,40 @@ export class FsSpool implements Spool {
       }
     }
 
-    const queueNames = new Set(await this.fs.readdir(this.pathOf('queue')));
-    const entries: SpoolEntry[] = [];
-    const toQuarantine: { readonly name: string; readonly problem: string }[] = [];
-    for (const name of [...queueNames].sort()) {
-      const jsonQid = qidOfName(name, '.json');
-      const emlQid = qidOfName(name, '.eml');
-      if (emlQid !== undefined) {
-        if (!queueNames.has(`${emlQid}.json`)) toQuarantine.push({ name, problem: '.eml without .json (never acknowledged)' });
-        continue;
-      }
-      if (jsonQid === undefined) {
-        toQuarantine.push({ name, problem: 'not a queue file name' });
-        continue;
-      }
-      const emlName = `${jsonQid}.eml`;
-      const problem = queueNames.has(emlName) ? await this.metaProblem(jsonQid) : '.json without .eml';
-      if (typeof problem === 'string') {
-        toQuarantine.push({ name, problem });
-        if (queueNames.has(emlName)) toQuarantine.push({ name: emlName, problem: `its .json: ${problem}` });
-        continue;
-      }
-      const source = await this.sourceOf('queue', problem).catch((err: unknown) => `its .eml is unreadable: ${describe(err)}`);
-      if (typeof source !== 'object') {
-        const why = source ?? '.eml vanished';
-        toQuarantine.push({ name, problem: why }, { name: emlName, problem: why });
-        continue;
-      }
-      entries.push({ meta: problem, source });
-    }
+    await this.recoverFailed();
 
+    const { byQid, strangers } = groupByQid(await this.fs.readdir(this.pathOf('queue')));
+    const failedNames = new Set(await this.fs.readdir(this.pathOf('failed')));
+    const entries: SpoolEntry[] = [];
     const quarantined: string[] = [];
-    for (const { name, problem } of toQuarantine) {
+    /** moved at once: a converted entry may take the name of a .msg set aside */
+    const quarantine = async (name: string, problem: string): Promise<void> => {
       const movedAs = await this.moveToQuarantine(name);
       quarantined.push(name);
       this.log?.warn({ file: name, movedAs, problem }, 'spool.quarantined');
+    };
+    for (const name of strangers) await quarantine(name, 'not a queue file name');
+    this.withState.clear();
+    for (const [qid, kinds] of [...byQid].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (kinds.has('msg')) {
+        const entry = await this.readEntry(qid, { corrupt: 'problem', hasState: kinds.has('state') }).catch((err: unknown) => `unreadable: ${describe(err)}`);
+        if (typeof entry === 'object') {
+          entries.push(entry);
+          // a conversion that finished before a crash: the old pair is a leftover
+          await this.removeQuietly((['json', 'eml'] as const).filter((old) => kinds.has(old)).map((old) => this.pathOf('queue', `${qid}.${old}`)));
+          continue;
+        }
+        await quarantine(`${qid}.msg`, entry ?? '.msg vanished');
+        if (kinds.has('state')) await quarantine(`${qid}.state`, `its .msg: ${entry ?? 'vanished'}`);
+      } else if (kinds.has('state')) {
+        await this.recoverOrphanState(qid, failedNames);
+      }
+      if (kinds.has('json') || kinds.has('eml')) {
+        const converted = await this.recoverLegacy('queue', qid, kinds, quarantine);
+        if (converted !== undefined) entries.push(converted);
+      }
     }
-    if (toQuarantine.length > 0) await Promise.all([this.syncDir('quarantine'), this.syncDir('queue')]);
+    if (quarantined.length > 0) await Promise.all([this.syncDir('quarantine'), this.syncDir('queue')]);
 
     entries.sort((a, b) => compareByReceivedAt(a.meta, b.meta));
     return { removedTmp, quarantined, entries };
@@ -378,13 +372,95 @@ export class FsSpool implements Spool {
 
   // ---- internals ----
 
-  /** where a draft's body goes past the spill threshold */
+  /** where a draft's body goes past the spill threshold: the future message file */
   private draftPath(qid: string): string {
-    return this.pathOf('tmp', `${qid}.spill`);
+    return this.pathOf('tmp', `${qid}.msg`);
   }
 
   private pathOf(subdir: SpoolSubdir, name?: string): string {
     return name === undefined ? join(this.dir, subdir) : join(this.dir, subdir, name);
+  }
+
+  /** failed/ at start-up: entries of the previous layout converted (their reason files stay), leftovers of a conversion removed. */
+  private async recoverFailed(): Promise<void> {
+    const { byQid } = groupByQid(await this.fs.readdir(this.pathOf('failed')));
+    for (const [qid, kinds] of byQid) {
+      if (!kinds.has('json') && !kinds.has('eml')) continue;
+      if (kinds.has('msg')) {
+        await this.removeQuietly(['json', 'eml'].filter((k) => kinds.has(k as FileKind)).map((k) => this.pathOf('failed', `${qid}.${k}`)));
+        continue;
+      }
+      if (!kinds.has('json') || !kinds.has('eml')) continue; // half of an old pair: left as the old version left it
+      const checked = await this.fs.readFile(this.pathOf('failed', `${qid}.json`)).then(
+        (bytes) => checkMeta(bytes, qid),
+        (err: unknown) => ({ ok: false as const, problem: `unreadable: ${describe(err)}` }),
+      );
+      if (!checked.ok) {
+        this.log?.error({ qid, problem: checked.problem }, 'spool.meta-invalid');
+        continue;
+      }
+      await this.convert('failed', qid, checked.meta).catch((err: unknown) => this.log?.error({ qid, subdir: 'failed', err }, 'spool.convert-failed'));
+    }
+  }
+
+  /**
+   * An old-layout pair in queue/ (no valid .msg for that qid): converted to a .msg and returned
+   * as an entry; a half pair or an invalid .json is quarantined; a pair that cannot be written
+   * now stays as it is (logged; the next start tries again).
+   */
+  private async recoverLegacy(
+    subdir: 'queue',
+    qid: string,
+    kinds: ReadonlySet<FileKind>,
+    quarantine: (name: string, problem: string) => Promise<void>,
+  ): Promise<SpoolEntry | undefined> {
+    if (!kinds.has('json')) {
+      await quarantine(`${qid}.eml`, '.eml without .json (never acknowledged)');
+      return undefined;
+    }
+    if (!kinds.has('eml')) {
+      await quarantine(`${qid}.json`, '.json without .eml');
+      return undefined;
+    }
+    const checked = await this.fs.readFile(this.pathOf(subdir, `${qid}.json`)).then(
+      (bytes) => checkMeta(bytes, qid),
+      (err: unknown) => ({ ok: false as const, problem: `unreadable: ${describe(err)}` }),
+    );
+    if (!checked.ok) {
+      await quarantine(`${qid}.json`, checked.problem);
+      await quarantine(`${qid}.eml`, `its .json: ${checked.problem}`);
+      return undefined;
+    }
+    try {
+      return await this.convert(subdir, qid, checked.meta);
+    } catch (err) {
+      this.log?.error({ qid, subdir, err }, 'spool.convert-failed');
+      return undefined;
+    }
+  }
+
+  private async convert(subdir: 'queue' | 'failed', qid: string, meta: SpoolMeta): Promise<SpoolEntry> {
+    const ctx: LegacyContext = { fs: this.fs, writeFileDurably: (path, options, fill) => this.writeFileDurably(path, options, fill), syncDir: (dir) => this.syncDir(dir) };
+    const msg = this.pathOf(subdir, `${qid}.msg`);
+    const converted = await convertLegacyEntry(
+      ctx,
+      { subdir, eml: this.pathOf(subdir, `${qid}.eml`), json: this.pathOf(subdir, `${qid}.json`), msg, tmp: this.draftPath(qid) },
+      meta,
+    );
+    this.log?.info({ qid, subdir }, 'spool.converted');
+    return { meta: converted.meta, source: { path: msg, header: converted.header, bodyStart: 0, bodyEnd: converted.bodyBytes } };
+  }
+
+  /** queue/<qid>.state without its .msg: the rest of a fail() (its .msg is in failed/) is finished, else it goes. */
+  private async recoverOrphanState(qid: string, failedNames: ReadonlySet<string>): Promise<void> {
+    const from = this.pathOf('queue', `${qid}.state`);
+    if (failedNames.has(`${qid}.msg`) && !failedNames.has(`${qid}.state`)) {
+      await this.fs.rename(from, this.pathOf('failed', `${qid}.state`));
+      this.log?.warn({ file: `${qid}.state`, action: 'moved to failed/ after its message' }, 'spool.state-orphan');
+      return;
+    }
+    await this.removeQuietly([from]);
+    this.log?.warn({ file: `${qid}.state`, action: 'removed: its message is gone' }, 'spool.state-orphan');
   }
 
   /**
@@ -414,7 +490,20 @@ export class FsSpool implements Spool {
     }
   }
 
-  /** qids of the entries (.json files, reason files excluded) in a directory, sorted (qids sort by creation time). */
+  /** Writes `<subdir>/<qid>.state` through tmp/ (write, fsync, rename); the caller fsyncs the directory. */
+  private async writeState(subdir: 'queue', meta: SpoolMeta): Promise<void> {
+    const tmpState = this.pathOf('tmp', `${meta.qid}.${makeQid(this.clock.now())}.state`);
+    await this.writeFileDurably(tmpState, { exclusive: true }, (file) => file.writeAll([jsonBytes(meta)]));
+    try {
+      await this.fs.rename(tmpState, this.pathOf(subdir, `${meta.qid}.state`));
+    } catch (err) {
+      await this.removeQuietly([tmpState]);
+      throw err;
+    }
+    this.withState.add(meta.qid);
+  }
+
+  /** qids of the entries (.msg files) in a directory, sorted (qids sort by creation time). */
   private async qidsIn(subdir: 'queue' | 'failed'): Promise<string[]> {
     let names: string[];
     try {
@@ -425,8 +514,7 @@ export class FsSpool implements Spool {
     }
     const qids: string[] = [];
     for (const name of names) {
-      if (name.endsWith('.reason.json')) continue;
-      const qid = qidOfName(name, '.json');
+      const qid = qidOfName(name, 'msg');
       if (qid !== undefined) qids.push(qid);
     }
     return qids.sort();
@@ -444,73 +532,82 @@ export class FsSpool implements Spool {
     await committer.commit();
   }
 
-  private async readEntry(qid: string, options: { readonly corrupt: 'skip' | 'throw' }): Promise<SpoolEntry | undefined> {
-    let bytes: Buffer;
+  /**
+   * A message file's header, body range and meta, read from its end (footer, then header + meta:
+   * one read when they fit in the first). undefined when the file does not exist; a string says
+   * why the file cannot be used (unknown format, lengths that do not add up, invalid meta).
+   */
+  private async readMsg(subdir: 'queue' | 'failed', qid: string): Promise<MsgFile | string | undefined> {
+    const path = this.pathOf(subdir, `${qid}.msg`);
+    let read: { readonly tail: Buffer; readonly sizeBytes: number };
     try {
-      bytes = await this.fs.readFile(this.pathOf('queue', `${qid}.json`));
+      read = await this.fs.readTail(path, TAIL_FIRST_READ_BYTES);
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      if (options.corrupt === 'skip') {
-        this.log?.error({ qid, err }, 'spool.meta-unreadable');
-        return undefined;
-      }
-      throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `spool meta of ${qid} unreadable: ${describe(err)}` });
+      throw err;
+    }
+    const layout = parseFooter(read.tail.subarray(Math.max(0, read.tail.length - FOOTER_BYTES)), read.sizeBytes);
+    if (typeof layout === 'string') return layout;
+    if (layout.tailBytes > read.tail.length) {
+      const again = await this.fs.readTail(path, layout.tailBytes);
+      if (again.sizeBytes !== read.sizeBytes) return 'the file changed while it was read';
+      read = again;
+    }
+    const tail = read.tail.subarray(read.tail.length - layout.tailBytes);
+    const checked = checkMeta(tail.subarray(layout.headerBytes, layout.headerBytes + layout.metaBytes), qid);
+    if (!checked.ok) return `its meta: ${checked.problem}`;
+    // a copy: the tail read may hold body bytes, which must not stay in memory with the header
+    const header = Buffer.from(tail.subarray(0, layout.headerBytes));
+    return { meta: checked.meta, source: { path, header, bodyStart: 0, bodyEnd: layout.bodyBytes } };
+  }
+
+  /**
+   * The meta in `<subdir>/<qid>.state`, or undefined when there is none (`known` false: the
+   * directory listing said so, nothing is read). A .state that is not valid is logged and
+   * ignored: the meta in the .msg stands (a recipient may get the message again; none loses it).
+   */
+  private async readState(subdir: 'queue' | 'failed', qid: string, known: boolean | undefined): Promise<SpoolMeta | undefined> {
+    if (known === false) return undefined;
+    let bytes: Buffer;
+    try {
+      bytes = await this.fs.readFile(this.pathOf(subdir, `${qid}.state`));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
     const checked = checkMeta(bytes, qid);
-    if (!checked.ok) {
-      if (options.corrupt === 'skip') {
-        this.log?.error({ qid, problem: checked.problem }, 'spool.meta-invalid');
-        return undefined;
-      }
-      throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool meta of ${qid} invalid: ${checked.problem}` });
-    }
-    let source: RawSource | undefined;
+    if (checked.ok) return checked.meta;
+    this.log?.error({ qid, problem: `${subdir}/${qid}.state: ${checked.problem}` }, 'spool.meta-invalid');
+    return undefined;
+  }
+
+  private async readEntry(qid: string, options: { readonly corrupt: 'skip' | 'throw'; readonly hasState: boolean | undefined }): Promise<SpoolEntry | undefined>;
+  private async readEntry(qid: string, options: { readonly corrupt: 'problem'; readonly hasState: boolean | undefined }): Promise<SpoolEntry | string | undefined>;
+  private async readEntry(qid: string, options: { readonly corrupt: 'skip' | 'throw' | 'problem'; readonly hasState: boolean | undefined }): Promise<SpoolEntry | string | undefined> {
+    let msg: MsgFile | string | undefined;
+    let state: SpoolMeta | undefined;
     try {
-      source = await this.sourceOf('queue', checked.meta);
+      msg = await this.readMsg('queue', qid);
+      state = typeof msg === 'object' ? await this.readState('queue', qid, options.hasState) : undefined;
     } catch (err) {
+      if (options.corrupt === 'problem') return `unreadable: ${describe(err)}`;
       if (options.corrupt === 'skip') {
         this.log?.error({ qid, err }, 'spool.message-unreadable');
         return undefined;
       }
       throw new RelayError('E_SPOOL_CORRUPT', { cause: err, logMessage: `spool message of ${qid} unreadable: ${describe(err)}` });
     }
-    return source === undefined ? undefined : { meta: checked.meta, source };
-  }
-
-  /**
-   * The entry's bytes as a source: its header block read from the start of its .eml (only the
-   * header: `headerBytes` long, or up to the blank line for an entry of an older version), the
-   * body as the range after it. undefined when the .eml does not exist.
-   */
-  private async sourceOf(subdir: 'queue' | 'failed', meta: SpoolMeta): Promise<FileSource | undefined> {
-    const path = this.pathOf(subdir, `${meta.qid}.eml`);
-    const known = meta.headerBytes;
-    let read: { readonly head: Buffer; readonly sizeBytes: number };
-    try {
-      read = await this.fs.readHead(path, known ?? LEGACY_HEADER_FIRST_READ_BYTES);
-      if (known === undefined && headerBlockEnd(read.head) === read.head.length && read.head.length < Math.min(read.sizeBytes, LEGACY_HEADER_SCAN_BYTES)) {
-        read = await this.fs.readHead(path, LEGACY_HEADER_SCAN_BYTES); // a long header: look further
+    if (msg === undefined) return undefined;
+    if (typeof msg === 'string') {
+      if (options.corrupt === 'problem') return msg;
+      if (options.corrupt === 'skip') {
+        this.log?.error({ qid, problem: msg }, 'spool.meta-invalid');
+        return undefined;
       }
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
+      throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool message of ${qid} invalid: ${msg}` });
     }
-    if (known !== undefined) {
-      if (read.head.length !== known) throw new Error(`${subdir}/${meta.qid}.eml has ${read.sizeBytes} bytes, shorter than its ${known}-byte header`);
-      return fileSource(path, read.head, read.sizeBytes);
-    }
-    // a copy: the rest of what was read is body, and must not stay in memory with the header
-    return fileSource(path, Buffer.from(read.head.subarray(0, headerBlockEnd(read.head))), read.sizeBytes);
-  }
-
-  /** The meta when it is sound, else the problem. */
-  private async metaProblem(qid: string): Promise<SpoolMeta | string> {
-    try {
-      const checked = checkMeta(await this.fs.readFile(this.pathOf('queue', `${qid}.json`)), qid);
-      return checked.ok ? checked.meta : checked.problem;
-    } catch (err) {
-      return `unreadable: ${describe(err)}`;
-    }
+    if (state !== undefined) this.withState.add(qid);
+    return { meta: state ?? msg.meta, source: msg.source };
   }
 
   /** Moves queue/<name> into quarantine/ without overwriting anything already there. */
@@ -535,6 +632,14 @@ export class FsSpool implements Spool {
     }
   }
 
+  private async renameIfPresent(fromPath: string, toPath: string): Promise<void> {
+    try {
+      await this.fs.rename(fromPath, toPath);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
   private async unlinkIfPresent(path: string): Promise<void> {
     try {
       await this.fs.unlink(path);
@@ -555,10 +660,23 @@ export class FsSpool implements Spool {
   }
 }
 
-
-/** `header` followed by the bytes after it in the file, up to `sizeBytes`. */
-function fileSource(path: string, header: Buffer, sizeBytes: number): FileSource {
-  return { path, header, bodyStart: header.length, bodyEnd: sizeBytes };
+/** The names of a spool directory by qid and kind; names of no known shape apart. */
+function groupByQid(names: readonly string[]): { byQid: Map<string, Set<FileKind>>; strangers: string[] } {
+  const byQid = new Map<string, Set<FileKind>>();
+  const strangers: string[] = [];
+  for (const name of [...names].sort()) {
+    if (name.endsWith('.reason.json')) continue; // failed/'s reason files belong to their entry
+    const kind = FILE_KINDS.find((k) => qidOfName(name, k) !== undefined);
+    if (kind === undefined) {
+      strangers.push(name);
+      continue;
+    }
+    const qid = qidOfName(name, kind)!;
+    let kinds = byQid.get(qid);
+    if (kinds === undefined) byQid.set(qid, (kinds = new Set()));
+    kinds.add(kind);
+  }
+  return { byQid, strangers };
 }
 
 function checkedQid(qid: string): string {
@@ -568,14 +686,16 @@ function checkedQid(qid: string): string {
   return qid;
 }
 
-/** `<qid><suffix>` → qid, or undefined when the name is not of that shape. */
-function qidOfName(name: string, suffix: '.eml' | '.json'): string | undefined {
+/** `<qid>.<kind>` → qid, or undefined when the name is not of that shape. */
+function qidOfName(name: string, kind: FileKind): string | undefined {
+  const suffix = `.${kind}`;
   if (!name.endsWith(suffix)) return undefined;
   const qid = name.slice(0, -suffix.length);
   return isValidQid(qid) ? qid : undefined;
 }
 
 function describe(err: unknown): string {
+  if (isRelayError(err)) return err.message;
   const code = errnoCode(err);
   const message = err instanceof Error ? err.message : String(err);
   return code === undefined ? message : `${code}: ${message}`;

@@ -3,7 +3,7 @@
  *
  * Does: provide the fs calls the spool needs (open for write, write all bytes, fsync a
  * file or a directory, copy a file's bytes into an open file, rename, unlink, readdir,
- * readFile, read the start of a file, mkdir, stat), so tests can inject faults (ENOSPC, EROFS, EACCES...) at any
+ * readFile, read the start or the end of a file, mkdir, stat), so tests can inject faults (ENOSPC, EROFS, EACCES...) at any
  * step and count or order the operations. The per-message calls (open, write, fsync,
  * close, rename, unlink) use callback-style `node:fs` on plain file descriptors wrapped
  * in one promise each: `fs/promises` FileHandles cost a FileHandle object, an
@@ -22,8 +22,11 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 export interface SpoolFileHandle {
   /** Writes every byte of `buffers` at the current end of what this handle wrote (loops on short writes). */
   writeAll(buffers: readonly Buffer[]): Promise<void>;
-  /** Appends the whole content of the file at `sourcePath`; resolves with the number of bytes copied. */
-  appendFileContents(sourcePath: string): Promise<number>;
+  /**
+   * Appends the content of the file at `sourcePath` (all of it, or bytes [start, end) of it);
+   * resolves with the number of bytes copied (fewer when the file ends before `end`).
+   */
+  appendFileContents(sourcePath: string, range?: { readonly start: number; readonly end: number }): Promise<number>;
   sync(): Promise<void>;
   close(): Promise<void>;
 }
@@ -39,6 +42,8 @@ export interface SpoolFs {
   readFile(path: string): Promise<Buffer>;
   /** The first `maxBytes` bytes of a file (fewer when it is shorter) and the file's size. */
   readHead(path: string, maxBytes: number): Promise<{ readonly head: Buffer; readonly sizeBytes: number }>;
+  /** The last `maxBytes` bytes of a file (all of it when it is shorter) and the file's size. */
+  readTail(path: string, maxBytes: number): Promise<{ readonly tail: Buffer; readonly sizeBytes: number }>;
   mkdir(path: string): Promise<void>;
   /** undefined when the path does not exist (ENOENT) */
   stat(path: string): Promise<{ readonly sizeBytes: number; readonly mtimeMs: number; readonly isFile: boolean } | undefined>;
@@ -119,18 +124,22 @@ class RealSpoolFileHandle implements SpoolFileHandle {
     }
   }
 
-  async appendFileContents(sourcePath: string): Promise<number> {
+  async appendFileContents(sourcePath: string, range?: { readonly start: number; readonly end: number }): Promise<number> {
     const sourceFd = await openFd(sourcePath, 'r', 0);
     try {
+      const start = range?.start ?? 0;
+      const end = range?.end ?? Number.POSITIVE_INFINITY;
       const chunk = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
       let copiedBytes = 0;
-      // Bounded by the source file's size: stops at the first 0-byte read (end of file).
-      for (;;) {
-        const bytesRead = await readAt(sourceFd, chunk, copiedBytes);
-        if (bytesRead === 0) return copiedBytes;
+      // Bounded by the range and the source file's size: stops at `end` or at the first 0-byte read.
+      while (start + copiedBytes < end) {
+        const want = Math.min(chunk.length, end - start - copiedBytes);
+        const bytesRead = await readAt(sourceFd, chunk.subarray(0, want), start + copiedBytes);
+        if (bytesRead === 0) break;
         await this.writeAll([chunk.subarray(0, bytesRead)]);
         copiedBytes += bytesRead;
       }
+      return copiedBytes;
     } finally {
       await closeFd(sourceFd);
     }
@@ -195,6 +204,25 @@ export function createRealSpoolFs(): SpoolFs {
           filled += bytesRead;
         }
         return { head: head.subarray(0, filled), sizeBytes };
+      } finally {
+        await closeFd(fd);
+      }
+    },
+    async readTail(path, maxBytes) {
+      const fd = await openFd(path, 'r', 0);
+      try {
+        const sizeBytes = await fstatSize(fd);
+        const tail = Buffer.allocUnsafe(Math.max(0, Math.min(maxBytes, sizeBytes)));
+        const from = sizeBytes - tail.length;
+        let filled = 0;
+        // Bounded by the buffer: stops when it is full or at the end of the file.
+        while (filled < tail.length) {
+          const bytesRead = await readAt(fd, tail.subarray(filled), from + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        if (filled < tail.length) throw Object.assign(new Error(`${path} shrank while it was read`), { code: 'EIO' });
+        return { tail, sizeBytes };
       } finally {
         await closeFd(fd);
       }

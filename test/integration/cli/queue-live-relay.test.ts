@@ -57,7 +57,7 @@ describe('queue against a running relay', () => {
 
     const del = captureIo();
     expect(await queueCommand({ config: configPath, args: ['delete', qids[1]!], json: false, all: false }, del)).toBe(0);
-    expect(existsSync(join(relay.spoolDir, 'queue', `${qids[1]}.json`))).toBe(false);
+    expect(existsSync(join(relay.spoolDir, 'queue', `${qids[1]}.msg`))).toBe(false);
     // the CLI went through the API (the relay wrote the audit lines), not the spool files
     await relay.logs.waitFor('admin', (r) => r.action === 'delete' && r.qid === qids[1] && r.result === 'deleted' && r.by === 'cli');
     expect(relay.logs.events('admin').map((r) => `${String(r.action)} ${String(r.qid)}`)).toEqual([`retry ${qids[0]}`, `delete ${qids[1]}`]);

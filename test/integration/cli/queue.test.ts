@@ -195,7 +195,7 @@ describe('queue (direct mode on the spool files)', () => {
   it('show prints the metadata JSON, and exits 1 for an unknown or malformed qid', async () => {
     const shown = await run(['show', 'AAAA0001']);
     expect(shown.code).toBe(0);
-    expect(JSON.parse(shown.io.out())).toEqual({ ...meta('AAAA0001'), headerBytes: 16, state: 'queued' });
+    expect(JSON.parse(shown.io.out())).toEqual({ ...meta('AAAA0001'), state: 'queued' });
     expect((await run(['show', 'NOPE0000'])).code).toBe(1);
     const traversal = await run(['show', '../../etc/passwd']);
     expect(traversal.code).toBe(1);
@@ -222,12 +222,12 @@ describe('queue (direct mode on the spool files)', () => {
     expect((await spool.list()).map((e) => e.meta.nextAttemptAt)).toEqual([now, now]);
   });
 
-  it('delete removes the entry (both files) and exits 1 the second time', async () => {
+  it('delete removes the entry (its message file) and exits 1 the second time', async () => {
     const { code, io } = await run(['delete', 'AAAA0001']);
     expect(code).toBe(0);
     expect(io.out()).toBe('AAAA0001: deleted\n');
     expect(await spool.read('AAAA0001')).toBeUndefined();
-    expect((await readdir(join(dir, 'spool', 'queue'))).sort()).toEqual(['AAAA0002.eml', 'AAAA0002.json']);
+    expect((await readdir(join(dir, 'spool', 'queue'))).sort()).toEqual(['AAAA0002.msg']);
     expect((await run(['delete', 'AAAA0001'])).code).toBe(1);
   });
 

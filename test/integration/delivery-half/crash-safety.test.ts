@@ -56,7 +56,7 @@ describe('crash safety (built relay, SIGKILL)', () => {
     expect(qids.size).toBe(MESSAGES);
 
     expect(await first.kill('SIGKILL')).toBe('SIGKILL');
-    expect((await spoolFiles({ spoolDir }, 'queue')).filter((f) => f.endsWith('.eml'))).toHaveLength(MESSAGES);
+    expect((await spoolFiles({ spoolDir }, 'queue')).filter((f) => f.endsWith('.msg'))).toHaveLength(MESSAGES);
 
     const fake = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     await writeFile(configPath, relayConfig(spoolDir, fake.port));

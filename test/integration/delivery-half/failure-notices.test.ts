@@ -107,7 +107,7 @@ describe('failure notices', () => {
     const skipped = await relay.logs.waitFor('notice.skipped', (r) => r['qid'] === queued['notice']);
     expect(skipped['reason']).toContain('null sender');
     expect(relay.logs.events('notice.queued')).toHaveLength(1);
-    expect((await readdir(join(relay.spoolDir, 'failed'))).filter((f) => f.endsWith('.eml'))).toHaveLength(2);
+    expect((await readdir(join(relay.spoolDir, 'failed'))).filter((f) => f.endsWith('.msg'))).toHaveLength(2);
     expect(up.messages).toHaveLength(0);
   });
 

@@ -14,6 +14,7 @@ import { FsSpool } from '../../../src/spool/fs-spool.js';
 import { sha256, startFakeUpstream, startRefusingPort } from '../../helpers/fake-upstream.js';
 import { Cleanup, deliveryLines, failureReason, queuedMeta, relayWith, send, spoolFiles, until, upstream } from './support.js';
 import { storeMessage } from '../../../src/core/store-message.js';
+import { readRaw } from '../../../src/core/raw-source.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -27,7 +28,7 @@ describe('permanent rejections', () => {
     const { qid } = await send(relay.port, { to: ['nobody@dest.test', 'ghost@dest.test'] });
     const failed = await relay.logs.waitFor('failed', (r) => r['qid'] === qid);
     expect(failed['level']).toBe('error');
-    expect(await spoolFiles(relay, 'failed')).toEqual([`${qid}.eml`, `${qid}.json`, `${qid}.reason.json`]);
+    expect(await spoolFiles(relay, 'failed')).toEqual([`${qid}.msg`, `${qid}.reason.json`, `${qid}.state`]);
     expect(await spoolFiles(relay, 'queue')).toEqual([]);
     const reason = await failureReason(relay, qid!);
     expect(reason.recipients.map((r) => r.address).sort()).toEqual(['ghost@dest.test', 'nobody@dest.test']);
@@ -51,7 +52,7 @@ describe('permanent rejections', () => {
     expect(secondary.connections).toBe(0);
     const reason = await failureReason(relay, qid!);
     expect(reason.recipients).toEqual([{ address: 'bad@dest.test', response: expect.stringMatching(/^550 5\.1\.1 No such user/) as unknown }]);
-    const meta = JSON.parse(await readFile(join(relay.spoolDir, 'failed', `${qid}.json`), 'utf8')) as SpoolMeta;
+    const meta = (await new FsSpool({ dir: relay.spoolDir, fsync: false, clock: systemClock }).readFailed(qid!))!.meta;
     expect(meta.recipients.map((r) => [r.address, r.status])).toEqual([
       ['good1@dest.test', 'delivered'],
       ['bad@dest.test', 'failed'],
@@ -138,7 +139,7 @@ describe('byte fidelity', () => {
       attachments: [{ filename: 'a.txt', content: 'attachment body\n' }],
     });
     await relay.logs.waitFor('deferred', (r) => r['qid'] === qid);
-    const spooled = await readFile(join(relay.spoolDir, 'queue', `${qid}.eml`));
+    const spooled = await readRaw((await new FsSpool({ dir: relay.spoolDir, fsync: false, clock: systemClock }).read(qid!))!.source);
     expect(spooled.toString('latin1')).toMatch(/^From: .*noreply@corp\.test/m); // the policy edits are in the spooled bytes
 
     primary.setScript({});

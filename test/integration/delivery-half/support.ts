@@ -14,6 +14,8 @@ import nodemailer from 'nodemailer';
 import type { SpoolMeta } from '../../../src/core/types.js';
 import type { AppOverrides } from '../../../src/app.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
+import { systemClock } from '../../../src/core/clock.js';
+import { FsSpool } from '../../../src/spool/fs-spool.js';
 
 type Json = Record<string, unknown>;
 
@@ -95,8 +97,11 @@ export async function spoolFiles(relay: { spoolDir: string }, sub: 'queue' | 'fa
   return existsSync(dir) ? (await readdir(dir)).sort() : [];
 }
 
+/** A queued message's meta, read through the spool's API (the files are the spool's business). */
 export async function queuedMeta(relay: { spoolDir: string }, qid: string): Promise<SpoolMeta> {
-  return JSON.parse(await readFile(join(relay.spoolDir, 'queue', `${qid}.json`), 'utf8')) as SpoolMeta;
+  const entry = await new FsSpool({ dir: relay.spoolDir, fsync: false, clock: systemClock }).read(qid);
+  if (entry === undefined) throw new Error(`no queued message ${qid} in ${relay.spoolDir}`);
+  return entry.meta;
 }
 
 export async function failureReason(relay: { spoolDir: string }, qid: string): Promise<{ reason: string; recipients: { address: string; response: string }[] }> {

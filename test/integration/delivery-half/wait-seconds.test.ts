@@ -61,7 +61,7 @@ describe('delivery.waitSeconds', () => {
     expect(reply).toMatch(/^250 .*queued as/);
     const qid = qidOf(reply)!;
     expect(up.messages).toHaveLength(0);
-    expect(await spoolFiles(relay, 'queue')).toContain(`${qid}.eml`);
+    expect(await spoolFiles(relay, 'queue')).toContain(`${qid}.msg`);
     await up.waitForMessages(1, 10_000);
     await until('the queue is empty', async () => (await spoolFiles(relay, 'queue')).length === 0, 10_000);
   });

@@ -79,11 +79,12 @@ describe('spool faults', () => {
   it('a body spill file that cannot be written → 452 4.3.1, nothing left in tmp/, and the process survives', async () => {
     const dir = await spoolDir();
     const real = createRealSpoolFs();
-    // the spool's own draft file (past its spill threshold) fails to open: a full disk
+    // the spool's own draft file (in tmp/, past its spill threshold) fails to open: a full disk
+    const disk = { full: true };
     const fs: SpoolFs = {
       ...real,
       openForWrite: async (path, options) => {
-        if (path.endsWith('.spill')) throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+        if (disk.full && path.startsWith(join(dir, 'tmp'))) throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
         return real.openForWrite(path, options);
       },
     };
@@ -95,6 +96,7 @@ describe('spool faults', () => {
     expect(reply).toMatch(/^452 4\.3\.1 /);
     expect(h.upstream.messages).toHaveLength(0);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    disk.full = false;
     expect(await sendMessage(h.relay.port, MESSAGE)).toMatch(/^250 /);
   });
 });

@@ -61,7 +61,7 @@ describe('delivery.failedRetentionDays', () => {
     const purged = await logs.waitFor('admin', (r) => r.action === 'purge');
     expect(purged).toMatchObject({ qid: 'OLDFAILED001', by: 'relay', result: 'deleted', recipients: ['a@dest.test'] });
     expect(await spool.failedQids()).toEqual(['NEWFAILED001']);
-    expect((await readdir(join(dir, 'spool', 'failed'))).sort()).toEqual(['NEWFAILED001.eml', 'NEWFAILED001.json', 'NEWFAILED001.reason.json']);
+    expect((await readdir(join(dir, 'spool', 'failed'))).sort()).toEqual(['NEWFAILED001.msg', 'NEWFAILED001.reason.json']);
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
     expect(metrics.split('\n')).toContain('smtp_sidecar_failed_messages 1');
     // the queue gauges come from the listing and the oldest entries, not from reading every file

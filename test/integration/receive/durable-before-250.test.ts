@@ -21,23 +21,23 @@ afterEach(async () => {
 });
 
 describe('250 only after the spool has the message', () => {
-  it('the .eml and .json are in queue/ at the moment the 250 arrives', async () => {
+  it('the message file is in queue/ at the moment the 250 arrives', async () => {
     const refusing = await startRefusingPort(); // keeps the message queued after the reply
     relay = await startRelay({ upstreams: [{ name: 'down', host: '127.0.0.1', port: refusing, security: 'none' }] });
     const c = await openTransaction(relay.port, 'a@legacy.test', ['b@dest.test']);
-    const seen = new Promise<{ reply: string; eml: boolean; json: boolean }>((resolve) => {
+    const seen = new Promise<{ reply: string; msg: boolean }>((resolve) => {
       c.socket.on('data', (chunk: Buffer) => {
         const reply = chunk.toString();
         const qid = /queued as ([A-Za-z0-9]+)/.exec(reply)?.[1];
         if (qid === undefined) return;
         // checked synchronously in the same tick the reply is read
-        resolve({ reply, eml: existsSync(join(relay!.spoolDir, 'queue', `${qid}.eml`)), json: existsSync(join(relay!.spoolDir, 'queue', `${qid}.json`)) });
+        resolve({ reply, msg: existsSync(join(relay!.spoolDir, 'queue', `${qid}.msg`)) });
       });
     });
     c.write('Subject: durable\r\n\r\nbody\r\n.\r\n');
     const at250 = await seen;
     expect(at250.reply).toMatch(/^250 2\.0\.0 /);
-    expect(at250).toMatchObject({ eml: true, json: true });
+    expect(at250).toMatchObject({ msg: true });
     c.close();
   });
 

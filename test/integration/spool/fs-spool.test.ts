@@ -1,13 +1,21 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+/**
+ * FsSpool on a real directory: one file per message (queue/<qid>.msg = body | header | meta |
+ * footer), a .state only once an entry changes, failed/ and requeue through the API, recovery
+ * (quarantine, orphan .state files) and the upgrade from the previous layout (.eml + .json
+ * pairs), crash-safely.
+ */
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
+import { readRaw } from '../../../src/core/raw-source.js';
+import { storeMessage } from '../../../src/core/store-message.js';
+import type { SpoolMeta } from '../../../src/core/types.js';
 import { FsSpool } from '../../../src/spool/fs-spool.js';
+import { encodeFooter, FOOTER_BYTES } from '../../../src/spool/msg-format.js';
 import { createRealSpoolFs, type SpoolFs } from '../../../src/spool/spool-fs.js';
 import { HEADER, memoryBody, sampleMeta } from '../../unit/spool/spool-fixtures.js';
-import { storeMessage } from '../../../src/core/store-message.js';
-import { readRaw } from '../../../src/core/raw-source.js';
 
 /** The real fs, counting directory fsyncs. */
 function countingFs(): { fs: SpoolFs; dirSyncs: string[] } {
@@ -24,6 +32,9 @@ function countingFs(): { fs: SpoolFs; dirSyncs: string[] } {
     },
   };
 }
+
+const compact = (meta: SpoolMeta): string => `${JSON.stringify(meta)}\n`;
+const REASON = { reason: 'rejected by upstream', recipients: [{ address: 'a@example.org', response: '550 5.1.1 no such user' }], failedAt: '2026-01-03T00:00:00.000Z' };
 
 describe(`${FsSpool.name} on a real directory`, () => {
   let dir = '';
@@ -43,6 +54,7 @@ describe(`${FsSpool.name} on a real directory`, () => {
 
   const spoolDir = (...parts: string[]) => join(dir, 'spool', ...parts);
   const listing = async (subdir: string) => (await readdir(spoolDir(subdir))).sort();
+  const fresh = () => new FsSpool({ dir: spoolDir(), fsync: true, clock: new ManualClock() });
 
   it('recover() creates tmp/, queue/, failed/ and quarantine/ in a fresh directory', async () => {
     const report = await spool.recover();
@@ -50,42 +62,46 @@ describe(`${FsSpool.name} on a real directory`, () => {
     expect((await readdir(spoolDir())).sort()).toEqual(['failed', 'quarantine', 'queue', 'tmp']);
   });
 
-  it('store() of a memory body writes header + body bytes and the meta into queue/', async () => {
+  it('store() writes one file: body, header, meta, footer; read() gives the header and the body range', async () => {
     await spool.recover();
     const qid = spool.newQid();
     const meta = sampleMeta(qid);
-    const entry = await storeMessage(spool, { header: HEADER, body: memoryBody('Hello\r\nworld\r\n'), meta });
+    const entry = await storeMessage(spool, { header: HEADER, body: memoryBody('\r\nHello\r\nworld\r\n'), meta });
     // the body was in memory: the entry hands the first attempt the bytes without a read
-    expect(entry.source).toEqual(Buffer.from(`${HEADER.toString()}Hello\r\nworld\r\n`));
-    expect(await readFile(spoolDir('queue', `${qid}.eml`), 'utf8')).toBe(`${HEADER.toString()}Hello\r\nworld\r\n`);
-    const json = await readFile(spoolDir('queue', `${qid}.json`), 'utf8');
-    expect(JSON.parse(json)).toEqual({ ...meta, headerBytes: HEADER.length });
-    // read back: the header alone in memory, the body as the range after it
-    const read = await spool.read(qid);
-    expect(read?.source).toEqual({ path: spoolDir('queue', `${qid}.eml`), header: HEADER, bodyStart: HEADER.length, bodyEnd: HEADER.length + 14 });
-    expect(json.endsWith('}\n') && !json.slice(0, -1).includes('\n')).toBe(true); // compact: one line
+    expect(entry.source).toEqual(Buffer.from(`${HEADER.toString()}\r\nHello\r\nworld\r\n`));
+    expect(await listing('queue')).toEqual([`${qid}.msg`]);
     expect(await listing('tmp')).toEqual([]);
+    const file = await readFile(spoolDir('queue', `${qid}.msg`));
+    const body = '\r\nHello\r\nworld\r\n';
+    expect(file.toString()).toBe(`${body}${HEADER.toString()}${compact(meta)}${encodeFooter(body.length, HEADER.length, Buffer.byteLength(compact(meta))).toString()}`);
+    expect(file.subarray(-FOOTER_BYTES).toString()).toMatch(/^smtp-sidecar spool v1 \d{16} \d{10} \d{10} +\n$/);
     expect(dirSyncs).toContain(spoolDir('queue'));
+    const read = await spool.read(qid);
+    expect(read?.meta).toEqual(meta);
+    expect(read?.source).toEqual({ path: spoolDir('queue', `${qid}.msg`), header: HEADER, bodyStart: 0, bodyEnd: body.length });
+    expect((await readRaw(read!.source)).toString()).toBe(`${HEADER.toString()}${body}`);
   });
 
-  it('a draft past the spill threshold goes to its own file in tmp/; store() copies it after the header and removes it', async () => {
+  it('a draft past the spill threshold is written from its first body byte and becomes the message file by rename (same inode, no copy)', async () => {
     await spool.recover();
     const qid = spool.newQid();
     const draft = spool.draft(qid);
-    // Larger than the threshold (256 KiB) and one copy chunk, so the copy loop runs more than once.
     const chunk = Buffer.alloc(100_000, 'abcdefghij\r\n');
     for (let i = 0; i < 7; i += 1) await draft.write(chunk);
     expect(draft.length).toBe(700_000);
     expect(draft.bytesInMemory).toBe(0);
-    expect(await listing('tmp')).toEqual([`${qid}.spill`]);
-    expect((await readFile(spoolDir('tmp', `${qid}.spill`))).length).toBe(700_000);
+    expect(await listing('tmp')).toEqual([`${qid}.msg`]);
+    const draftInode = (await stat(spoolDir('tmp', `${qid}.msg`))).ino;
+    expect((await readFile(spoolDir('tmp', `${qid}.msg`))).length).toBe(700_000);
     const entry = await spool.store({ draft, header: HEADER, meta: sampleMeta(qid) });
-    const whole = Buffer.concat([HEADER, ...Array.from({ length: 7 }, () => chunk)]);
-    expect((await readFile(spoolDir('queue', `${qid}.eml`))).equals(whole)).toBe(true);
-    expect(entry.source).toEqual({ path: spoolDir('queue', `${qid}.eml`), header: HEADER, bodyStart: HEADER.length, bodyEnd: whole.length });
-    expect((await readRaw(entry.source)).equals(whole)).toBe(true);
     expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual([`${qid}.msg`]);
+    expect((await stat(spoolDir('queue', `${qid}.msg`))).ino).toBe(draftInode);
+    const whole = Buffer.concat([HEADER, ...Array.from({ length: 7 }, () => chunk)]);
+    expect(entry.source).toEqual({ path: spoolDir('queue', `${qid}.msg`), header: HEADER, bodyStart: 0, bodyEnd: 700_000 });
+    expect((await readRaw(entry.source)).equals(whole)).toBe(true);
     await draft.discard(); // after store: nothing left to remove, no error
+    expect(await listing('queue')).toEqual([`${qid}.msg`]);
   });
 
   it('a draft below the threshold stays in memory; discard() leaves nothing, and a discarded spilled draft removes its file', async () => {
@@ -96,7 +112,7 @@ describe(`${FsSpool.name} on a real directory`, () => {
     await small.discard();
     const big = spool.draft('big');
     await big.write(Buffer.alloc(300_000, 'x'));
-    expect(await listing('tmp')).toEqual(['big.spill']);
+    expect(await listing('tmp')).toEqual(['big.msg']);
     await big.discard();
     await big.discard(); // twice: still fine
     expect(await listing('tmp')).toEqual([]);
@@ -104,71 +120,7 @@ describe(`${FsSpool.name} on a real directory`, () => {
     expect(await listing('queue')).toEqual([]);
   });
 
-  it('an entry written by the previous version (no headerBytes in its .json) is read with its header found at the blank line', async () => {
-    await spool.recover();
-    const meta = sampleMeta('legacy1');
-    await writeFile(spoolDir('queue', 'legacy1.eml'), Buffer.concat([HEADER, Buffer.from('old body\r\n')]));
-    await writeFile(spoolDir('queue', 'legacy1.json'), JSON.stringify(meta));
-    const entry = await spool.read('legacy1');
-    const headerEnd = HEADER.length - 2; // the blank line belongs to the body
-    expect(entry?.source).toEqual({ path: spoolDir('queue', 'legacy1.eml'), header: HEADER.subarray(0, headerEnd), bodyStart: headerEnd, bodyEnd: HEADER.length + 10 });
-    expect((await readRaw(entry!.source)).toString()).toBe(`${HEADER.toString()}old body\r\n`);
-  });
-
-  it('recover() deletes tmp/ leftovers, quarantines a corrupt .json, a .json without .eml and an .eml without .json, and lists the rest oldest first', async () => {
-    await spool.recover();
-    const newer = await storeMessage(spool, { header: HEADER, body: memoryBody('one'), meta: sampleMeta('newer', { receivedAt: '2026-01-02T00:00:00.000Z' }) });
-    const older = await storeMessage(spool, { header: HEADER, body: memoryBody('two'), meta: sampleMeta('older', { receivedAt: '2026-01-01T00:00:00.000Z' }) });
-    await writeFile(spoolDir('tmp', 'abc.eml'), 'half written');
-    await writeFile(spoolDir('tmp', 'abc.spill'), 'spill');
-    await writeFile(spoolDir('queue', 'x.json'), '{ this is not json');
-    await writeFile(spoolDir('queue', 'x.eml'), 'bytes of x');
-    await writeFile(spoolDir('queue', 'lonely.json'), JSON.stringify(sampleMeta('lonely')));
-    await writeFile(spoolDir('queue', 'orphan.eml'), 'orphan bytes');
-    await writeFile(spoolDir('queue', 'wrongqid.json'), JSON.stringify(sampleMeta('other')));
-    await writeFile(spoolDir('queue', 'wrongqid.eml'), 'w');
-
-    const report = await new FsSpool({ dir: spoolDir(), fsync: true, clock: new ManualClock() }).recover();
-
-    expect(report.removedTmp).toBe(2);
-    expect(await listing('tmp')).toEqual([]);
-    expect([...report.quarantined].sort()).toEqual(['lonely.json', 'orphan.eml', 'wrongqid.eml', 'wrongqid.json', 'x.eml', 'x.json']);
-    expect(await listing('quarantine')).toEqual(['lonely.json', 'orphan.eml', 'wrongqid.eml', 'wrongqid.json', 'x.eml', 'x.json']);
-    expect(await readFile(spoolDir('quarantine', 'x.json'), 'utf8')).toBe('{ this is not json'); // moved, never deleted
-    expect(await listing('queue')).toEqual(['newer.eml', 'newer.json', 'older.eml', 'older.json']);
-    expect(report.entries.map((entry) => entry.meta.qid)).toEqual(['older', 'newer']);
-    expect(report.entries.map((entry) => (Buffer.isBuffer(entry.source) ? '' : entry.source.path))).toEqual([spoolDir('queue', 'older.eml'), spoolDir('queue', 'newer.eml')]);
-    expect([older.meta.qid, newer.meta.qid]).toEqual(['older', 'newer']);
-  });
-
-  it('recover() never overwrites a file already in quarantine/', async () => {
-    await mkdir(spoolDir('quarantine'), { recursive: true });
-    await mkdir(spoolDir('queue'), { recursive: true });
-    await writeFile(spoolDir('quarantine', 'x.json'), 'first');
-    await writeFile(spoolDir('queue', 'x.json'), 'second');
-    const report = await spool.recover();
-    expect(report.quarantined).toEqual(['x.json']);
-    const names = await listing('quarantine');
-    expect(names).toHaveLength(2);
-    const contents = await Promise.all(names.map((name) => readFile(spoolDir('quarantine', name), 'utf8')));
-    expect(contents.sort()).toEqual(['first', 'second']);
-  });
-
-  it('fail() moves both files to failed/ and writes the reason beside them', async () => {
-    await spool.recover();
-    const entry = await storeMessage(spool, { header: HEADER, body: memoryBody('body'), meta: sampleMeta('q1') });
-    const reason = { reason: 'rejected by upstream', recipients: [{ address: 'a@example.org', response: '550 5.1.1 no such user' }], failedAt: '2026-01-03T00:00:00.000Z' };
-    await spool.fail('q1', reason);
-    expect(await listing('queue')).toEqual([]);
-    expect(await listing('failed')).toEqual(['q1.eml', 'q1.json', 'q1.reason.json']);
-    expect(JSON.parse(await readFile(spoolDir('failed', 'q1.reason.json'), 'utf8'))).toEqual(reason);
-    expect(await readFile(spoolDir('failed', 'q1.eml'), 'utf8')).toBe(`${HEADER.toString()}body`);
-    expect(JSON.parse(await readFile(spoolDir('failed', 'q1.json'), 'utf8'))).toEqual(entry.meta);
-    expect(dirSyncs).toContain(spoolDir('failed'));
-    expect(await spool.read('q1')).toBeUndefined();
-  });
-
-  it('update() replaces the meta atomically and read()/list() return it', async () => {
+  it('update() writes a .state that read()/list() return; remove() takes both files', async () => {
     await spool.recover();
     await storeMessage(spool, { header: HEADER, body: memoryBody('body'), meta: sampleMeta('q1') });
     const updated = sampleMeta('q1', {
@@ -181,10 +133,14 @@ describe(`${FsSpool.name} on a real directory`, () => {
       ],
     });
     await spool.update(updated);
+    expect(await listing('queue')).toEqual(['q1.msg', 'q1.state']);
+    expect(JSON.parse(await readFile(spoolDir('queue', 'q1.state'), 'utf8'))).toEqual(updated);
     expect((await spool.read('q1'))?.meta).toEqual(updated);
     expect((await spool.list()).map((entry) => entry.meta)).toEqual([updated]);
+    expect((await fresh().list()).map((entry) => entry.meta)).toEqual([updated]); // from the files alone
     expect(await listing('tmp')).toEqual([]);
-    expect(await listing('queue')).toEqual(['q1.eml', 'q1.json']);
+    await spool.remove('q1');
+    expect(await listing('queue')).toEqual([]);
   });
 
   it('remove() removes the entry (and is idempotent)', async () => {
@@ -193,17 +149,99 @@ describe(`${FsSpool.name} on a real directory`, () => {
     await storeMessage(spool, { header: HEADER, body: memoryBody('body'), meta: sampleMeta('q2') });
     await spool.remove('q1');
     await spool.remove('q1');
-    expect(await listing('queue')).toEqual(['q2.eml', 'q2.json']);
+    expect(await listing('queue')).toEqual(['q2.msg']);
     expect(await spool.read('q1')).toBeUndefined();
     expect((await spool.list()).map((entry) => entry.meta.qid)).toEqual(['q2']);
   });
 
-  it('list() skips a corrupt .json instead of failing, read() reports it as E_SPOOL_CORRUPT', async () => {
+  it('fail() moves the message and its .state to failed/ with the reason; readFailed() and requeue() go through the API', async () => {
+    await spool.recover();
+    await storeMessage(spool, { header: HEADER, body: memoryBody('\r\nbody'), meta: sampleMeta('q1') });
+    const failedMeta = sampleMeta('q1', { attempts: 1, recipients: [{ address: 'a@example.org', status: 'failed', response: '550 5.1.1 no such user' }, { address: 'b@example.org', status: 'pending' }] });
+    await spool.update(failedMeta);
+    await spool.fail('q1', REASON);
+    expect(await listing('queue')).toEqual([]);
+    expect(await listing('failed')).toEqual(['q1.msg', 'q1.reason.json', 'q1.state']);
+    expect(dirSyncs).toContain(spoolDir('failed'));
+    expect(await spool.read('q1')).toBeUndefined();
+    expect(await spool.failedQids()).toEqual(['q1']);
+    const failed = await spool.readFailed('q1');
+    expect(failed?.meta).toEqual(failedMeta);
+    expect(failed?.reason).toEqual(REASON);
+    expect(failed?.source).toMatchObject({ path: spoolDir('failed', 'q1.msg'), header: HEADER });
+    expect((await readRaw(failed!.source)).toString()).toBe(`${HEADER.toString()}\r\nbody`);
+
+    const requeued = sampleMeta('q1', { firstReceivedAt: '2026-01-01T00:00:00.000Z', receivedAt: '2026-01-04T00:00:00.000Z' });
+    const entry = await spool.requeue(requeued);
+    expect(entry.source).toMatchObject({ path: spoolDir('queue', 'q1.msg'), header: HEADER });
+    expect(await listing('failed')).toEqual([]);
+    expect(await listing('queue')).toEqual(['q1.msg', 'q1.state']);
+    expect((await fresh().read('q1'))?.meta).toEqual(requeued);
+    await spool.fail('q1', REASON);
+    await spool.removeFailed('q1');
+    expect(await listing('failed')).toEqual([]);
+  });
+
+  it('list() skips an unreadable .msg instead of failing, read() reports it as E_SPOOL_CORRUPT', async () => {
     await spool.recover();
     await storeMessage(spool, { header: HEADER, body: memoryBody('body'), meta: sampleMeta('q1') });
-    await writeFile(spoolDir('queue', 'bad.json'), 'garbage');
+    await writeFile(spoolDir('queue', 'bad.msg'), 'garbage without a footer');
     expect((await spool.list()).map((entry) => entry.meta.qid)).toEqual(['q1']);
     await expect(spool.read('bad')).rejects.toMatchObject({ code: 'E_SPOOL_CORRUPT' });
+  });
+
+  it('recover() empties tmp/, quarantines what it cannot read (an unknown format version too), removes an orphan .state and lists the rest oldest first', async () => {
+    await spool.recover();
+    await storeMessage(spool, { header: HEADER, body: memoryBody('one'), meta: sampleMeta('newer', { receivedAt: '2026-01-02T00:00:00.000Z' }) });
+    await storeMessage(spool, { header: HEADER, body: memoryBody('two'), meta: sampleMeta('older', { receivedAt: '2026-01-01T00:00:00.000Z' }) });
+    await writeFile(spoolDir('tmp', 'abc.msg'), 'half written');
+    await writeFile(spoolDir('tmp', 'abc.1.state'), '{}');
+    await writeFile(spoolDir('queue', 'garbage.msg'), 'no footer at all');
+    const meta = Buffer.from(compact(sampleMeta('future')));
+    await writeFile(spoolDir('queue', 'future.msg'), Buffer.concat([Buffer.from('b'), HEADER, meta, Buffer.from(encodeFooter(1, HEADER.length, meta.length).toString().replace('spool v1 ', 'spool v2 '))]));
+    const wrongQid = Buffer.from(compact(sampleMeta('other')));
+    await writeFile(spoolDir('queue', 'wrongqid.msg'), Buffer.concat([HEADER, wrongQid, encodeFooter(0, HEADER.length, wrongQid.length)]));
+    await writeFile(spoolDir('queue', 'gone.state'), compact(sampleMeta('gone')));
+    await writeFile(spoolDir('queue', 'notes.txt'), 'what is this');
+
+    const report = await fresh().recover();
+
+    expect(report.removedTmp).toBe(2);
+    expect(await listing('tmp')).toEqual([]);
+    expect([...report.quarantined].sort()).toEqual(['future.msg', 'garbage.msg', 'notes.txt', 'wrongqid.msg']);
+    expect(await listing('quarantine')).toEqual(['future.msg', 'garbage.msg', 'notes.txt', 'wrongqid.msg']);
+    expect(await readFile(spoolDir('quarantine', 'garbage.msg'), 'utf8')).toBe('no footer at all'); // moved, never deleted
+    expect(await listing('queue')).toEqual(['newer.msg', 'older.msg']); // gone.state removed
+    expect(report.entries.map((entry) => entry.meta.qid)).toEqual(['older', 'newer']);
+  });
+
+  it('recover() finishes a fail() a crash cut short: a .state left in queue/ follows its .msg into failed/', async () => {
+    await spool.recover();
+    await storeMessage(spool, { header: HEADER, body: memoryBody('body'), meta: sampleMeta('q1') });
+    const updated = sampleMeta('q1', { attempts: 4 });
+    await spool.update(updated);
+    await spool.fail('q1', REASON);
+    // the crash: the .msg had moved, its .state had not
+    await copyFile(spoolDir('failed', 'q1.state'), spoolDir('queue', 'q1.state'));
+    await rm(spoolDir('failed', 'q1.state'));
+    const report = await fresh().recover();
+    expect(report.entries).toEqual([]);
+    expect(await listing('queue')).toEqual([]);
+    expect(await listing('failed')).toEqual(['q1.msg', 'q1.reason.json', 'q1.state']);
+    expect((await fresh().readFailed('q1'))?.meta).toEqual(updated);
+  });
+
+  it('recover() never overwrites a file already in quarantine/', async () => {
+    await mkdir(spoolDir('quarantine'), { recursive: true });
+    await mkdir(spoolDir('queue'), { recursive: true });
+    await writeFile(spoolDir('quarantine', 'x.msg'), 'first');
+    await writeFile(spoolDir('queue', 'x.msg'), 'second');
+    const report = await spool.recover();
+    expect(report.quarantined).toEqual(['x.msg']);
+    const names = await listing('quarantine');
+    expect(names).toHaveLength(2);
+    const contents = await Promise.all(names.map((name) => readFile(spoolDir('quarantine', name), 'utf8')));
+    expect(contents.sort()).toEqual(['first', 'second']);
   });
 
   it('probeWritable() is true on a writable spool and leaves nothing behind', async () => {
@@ -216,23 +254,99 @@ describe(`${FsSpool.name} on a real directory`, () => {
     expect(await spool.probeWritable()).toBe(false);
   });
 
-  it('200 concurrent stores all land, are all listed, and share fewer queue/ fsyncs than stores', async () => {
+  it('200 concurrent stores all land (one file each), are all listed, and share fewer queue/ fsyncs than stores', async () => {
     await spool.recover();
     const storeCount = 200;
     const qids = Array.from({ length: storeCount }, () => spool.newQid());
     expect(new Set(qids).size).toBe(storeCount);
     const body = Buffer.alloc(10_000, 'x');
-    await Promise.all(
-      qids.map((qid) => storeMessage(spool, { header: HEADER, body: [body], meta: sampleMeta(qid) })),
-    );
+    await Promise.all(qids.map((qid) => storeMessage(spool, { header: HEADER, body: [body], meta: sampleMeta(qid) })));
     const listed = await spool.list();
     expect(listed.map((entry) => entry.meta.qid).sort()).toEqual([...qids].sort());
-    expect(await listing('queue')).toHaveLength(2 * storeCount);
+    expect(await listing('queue')).toHaveLength(storeCount);
     const queueSyncs = dirSyncs.filter((path) => path === spoolDir('queue')).length;
     expect(queueSyncs).toBeGreaterThan(0);
     expect(queueSyncs).toBeLessThan(storeCount);
-    const recovered = await new FsSpool({ dir: spoolDir(), fsync: true, clock: new ManualClock() }).recover();
+    const recovered = await fresh().recover();
     expect(recovered.entries).toHaveLength(storeCount);
     expect(recovered.quarantined).toEqual([]);
+  });
+});
+
+describe('upgrade: a spool written by the previous version (.eml + .json pairs)', () => {
+  let dir = '';
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'spool-upgrade-'));
+    for (const sub of ['tmp', 'queue', 'failed', 'quarantine']) await mkdir(join(dir, sub), { recursive: true });
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const listing = async (subdir: string) => (await readdir(join(dir, subdir))).sort();
+  const BODY_A = Buffer.from(`\r\n${'line of the first message\r\n'.repeat(20_000)}`); // ~540 KB: the copy loop runs more than once
+  const BODY_B = Buffer.from('\r\nsecond body\r\n.\r\n');
+  const BODY_C = Buffer.from('\r\nfailed body\r\n');
+
+  /** The previous layout, as its FsSpool wrote it: <qid>.eml = header + body, <qid>.json = meta (headerBytes only since the version before this one). */
+  async function oldLayout(): Promise<void> {
+    await writeFile(join(dir, 'queue', 'A.eml'), Buffer.concat([HEADER, BODY_A]));
+    await writeFile(join(dir, 'queue', 'A.json'), compact(sampleMeta('A', { receivedAt: '2026-01-01T00:00:00.000Z', attempts: 3, lastError: '451 later' })));
+    await writeFile(join(dir, 'queue', 'B.eml'), Buffer.concat([HEADER, BODY_B]));
+    await writeFile(join(dir, 'queue', 'B.json'), JSON.stringify({ ...sampleMeta('B', { receivedAt: '2026-01-02T00:00:00.000Z' }), headerBytes: HEADER.length }));
+    await writeFile(join(dir, 'queue', 'D.eml'), 'never acknowledged');
+    await writeFile(join(dir, 'failed', 'C.eml'), Buffer.concat([HEADER, BODY_C]));
+    await writeFile(join(dir, 'failed', 'C.json'), compact(sampleMeta('C')));
+    await writeFile(join(dir, 'failed', 'C.reason.json'), JSON.stringify(REASON));
+  }
+
+  it('recover() converts every pair to one .msg (queue/ and failed/), byte for byte, and the old files go', async () => {
+    await oldLayout();
+    const spool = new FsSpool({ dir, fsync: true, clock: new ManualClock() });
+    const report = await spool.recover();
+    expect(report.entries.map((e) => e.meta.qid)).toEqual(['A', 'B']);
+    expect(report.quarantined).toEqual(['D.eml']); // an .eml without .json was never acknowledged, as before
+    expect(await listing('queue')).toEqual(['A.msg', 'B.msg']);
+    expect(await listing('failed')).toEqual(['C.msg', 'C.reason.json']);
+    expect(await listing('tmp')).toEqual([]);
+    const a = await spool.read('A');
+    expect(a?.meta).toEqual(sampleMeta('A', { receivedAt: '2026-01-01T00:00:00.000Z', attempts: 3, lastError: '451 later' }));
+    expect((await readRaw(a!.source)).equals(Buffer.concat([HEADER, BODY_A]))).toBe(true);
+    const b = await spool.read('B');
+    expect(b?.meta).toEqual(sampleMeta('B', { receivedAt: '2026-01-02T00:00:00.000Z' })); // headerBytes is the footer's now
+    expect(b?.source).toMatchObject({ header: HEADER, bodyStart: 0, bodyEnd: BODY_B.length });
+    expect((await readRaw(b!.source)).equals(Buffer.concat([HEADER, BODY_B]))).toBe(true);
+    const c = await spool.readFailed('C');
+    expect(c?.reason).toEqual(REASON);
+    expect((await readRaw(c!.source)).equals(Buffer.concat([HEADER, BODY_C]))).toBe(true);
+    // a second start finds nothing to do
+    const again = await new FsSpool({ dir, fsync: true, clock: new ManualClock() }).recover();
+    expect(again.entries.map((e) => e.meta.qid)).toEqual(['A', 'B']);
+    expect(again.quarantined).toEqual([]);
+  });
+
+  it('a crash in the middle of a conversion loses nothing: a half-written tmp file is dropped and the pair converted again; a finished .msg next to the old pair wins', async () => {
+    await oldLayout();
+    // crash 1: the new file was still being written in tmp/
+    await writeFile(join(dir, 'tmp', 'A.msg'), BODY_A.subarray(0, 1000));
+    // crash 2: B's new file was renamed into place, the old pair not removed yet
+    const converted = await mkdtemp(join(tmpdir(), 'spool-upgrade-b-'));
+    try {
+      for (const sub of ['tmp', 'queue', 'failed', 'quarantine']) await mkdir(join(converted, sub), { recursive: true });
+      await copyFile(join(dir, 'queue', 'B.eml'), join(converted, 'queue', 'B.eml'));
+      await copyFile(join(dir, 'queue', 'B.json'), join(converted, 'queue', 'B.json'));
+      await new FsSpool({ dir: converted, fsync: false, clock: new ManualClock() }).recover();
+      await copyFile(join(converted, 'queue', 'B.msg'), join(dir, 'queue', 'B.msg'));
+    } finally {
+      await rm(converted, { recursive: true, force: true });
+    }
+    expect(await listing('queue')).toEqual(['A.eml', 'A.json', 'B.eml', 'B.json', 'B.msg', 'D.eml']);
+
+    const spool = new FsSpool({ dir, fsync: true, clock: new ManualClock() });
+    const report = await spool.recover();
+    expect(report.entries.map((e) => e.meta.qid)).toEqual(['A', 'B']);
+    expect(await listing('queue')).toEqual(['A.msg', 'B.msg']);
+    expect((await readRaw((await spool.read('A'))!.source)).equals(Buffer.concat([HEADER, BODY_A]))).toBe(true);
+    expect((await readRaw((await spool.read('B'))!.source)).equals(Buffer.concat([HEADER, BODY_B]))).toBe(true);
   });
 });

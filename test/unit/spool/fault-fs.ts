@@ -4,7 +4,7 @@
  */
 import type { SpoolFileHandle, SpoolFs } from '../../../src/spool/spool-fs.js';
 
-export type FsOp = 'open' | 'write' | 'append' | 'sync' | 'close' | 'syncDir' | 'rename' | 'unlink' | 'readdir' | 'readFile' | 'readHead' | 'mkdir' | 'stat';
+export type FsOp = 'open' | 'write' | 'append' | 'sync' | 'close' | 'syncDir' | 'rename' | 'unlink' | 'readdir' | 'readFile' | 'readHead' | 'readTail' | 'mkdir' | 'stat';
 
 export interface FsEvent {
   readonly op: FsOp | 'mark';
@@ -72,7 +72,7 @@ export class FaultFs implements SpoolFs {
     const inner = await this.run('open', path, () => this.base.openForWrite(path, options));
     return {
       writeAll: (buffers) => this.run('write', path, () => inner.writeAll(buffers)),
-      appendFileContents: (sourcePath) => this.run('append', path, () => inner.appendFileContents(sourcePath)),
+      appendFileContents: (sourcePath, range) => this.run('append', path, () => inner.appendFileContents(sourcePath, range)),
       sync: () => this.run('sync', path, () => inner.sync()),
       close: () => this.run('close', path, () => inner.close()),
     };
@@ -105,6 +105,9 @@ export class FaultFs implements SpoolFs {
   }
   readHead(path: string, maxBytes: number): ReturnType<SpoolFs['readHead']> {
     return this.run('readHead', path, () => this.base.readHead(path, maxBytes));
+  }
+  readTail(path: string, maxBytes: number): ReturnType<SpoolFs['readTail']> {
+    return this.run('readTail', path, () => this.base.readTail(path, maxBytes));
   }
   mkdir(path: string): Promise<void> {
     return this.run('mkdir', path, () => this.base.mkdir(path));

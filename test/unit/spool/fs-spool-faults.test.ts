@@ -41,56 +41,54 @@ describe(`${FsSpool.name} under injected faults`, () => {
   const listing = async (subdir: string) => (await readdir(join(dir, subdir))).sort();
   const store = (qid: string) => storeMessage(spool, { header: HEADER, body: memoryBody('body\r\n'), meta: sampleMeta(qid) });
 
-  it('ENOSPC while writing the .eml → E_SPOOL_WRITE, tmp/ cleaned, nothing in queue/', async () => {
-    fs.failOn('write', '.eml', 'ENOSPC');
-    await expectSpoolWriteError(store('q1'), 'ENOSPC');
-    expect(await listing('tmp')).toEqual([]);
-    expect(await listing('queue')).toEqual([]);
-  });
-
-  it('ENOSPC while writing the .json → the .eml written before it is removed too', async () => {
-    fs.failOn('write', '.json', 'ENOSPC');
+  it('ENOSPC while writing the message file → E_SPOOL_WRITE, tmp/ cleaned, nothing in queue/', async () => {
+    fs.failOn('write', 'q1.msg', 'ENOSPC');
     await expectSpoolWriteError(store('q1'), 'ENOSPC');
     expect(await listing('tmp')).toEqual([]);
     expect(await listing('queue')).toEqual([]);
   });
 
   it('a failing file fsync is not success', async () => {
-    fs.failOn('sync', '.eml', 'EIO');
+    fs.failOn('sync', 'q1.msg', 'EIO');
     await expectSpoolWriteError(store('q1'), 'EIO');
     expect(await listing('tmp')).toEqual([]);
     expect(await listing('queue')).toEqual([]);
   });
 
-  it('EROFS on the .eml rename → nothing in queue/, tmp/ cleaned', async () => {
-    fs.failOn('rename', 'q1.eml', 'EROFS');
+  it('EROFS on the rename into queue/ → nothing in queue/, tmp/ cleaned', async () => {
+    fs.failOn('rename', 'queue/q1.msg', 'EROFS');
     await expectSpoolWriteError(store('q1'), 'EROFS');
     expect(await listing('tmp')).toEqual([]);
     expect(await listing('queue')).toEqual([]);
   });
 
-  it('EROFS on the .json rename → the already renamed .eml leaves queue/ again', async () => {
-    fs.failOn('rename', 'q1.json', 'EROFS');
-    await expectSpoolWriteError(store('q1'), 'EROFS');
-    expect(await listing('tmp')).toEqual([]);
-    expect(await listing('queue')).toEqual([]);
-  });
-
-  it('a failing queue/ fsync is not resolved as success, and the entry is withdrawn (.json first)', async () => {
+  it('a failing queue/ fsync is not resolved as success, and the entry is withdrawn', async () => {
     fs.failOn('syncDir', join(dir, 'queue'), 'EIO');
     await expectSpoolWriteError(store('q1'), 'EIO');
     expect(await listing('queue')).toEqual([]);
     const unlinks = fs.events.filter((event) => event.op === 'unlink' && event.phase === 'end').map((event) => event.path);
-    expect(unlinks).toEqual([join(dir, 'queue', 'q1.json'), join(dir, 'queue', 'q1.eml')]);
+    expect(unlinks).toEqual([join(dir, 'queue', 'q1.msg')]);
   });
 
   /** A spool that spills a draft past 8 bytes, on the same fault-injecting fs. */
   const spilling = () => new FsSpool({ dir, fsync: true, clock: new ManualClock(), fs, spillThresholdBytes: 8 });
 
-  it('EACCES copying a spilled draft into the .eml → E_SPOOL_WRITE, the draft file and the tmp files are removed', async () => {
-    fs.failOn('append', '.eml', 'EACCES');
-    await expectSpoolWriteError(storeMessage(spilling(), { header: HEADER, body: [Buffer.from('spilled '), Buffer.from('body\r\n')], meta: sampleMeta('q1') }), 'EACCES');
-    expect(fs.count('open', 'end', 'q1.spill')).toBe(1);
+  it('a spilled draft becomes the message file: header, meta and footer appended to it, one rename, no copy', async () => {
+    const before = fs.events.length;
+    await storeMessage(spilling(), { header: HEADER, body: [Buffer.from('spilled '), Buffer.from('body\r\n')], meta: sampleMeta('q1') });
+    const events = fs.events.slice(before).filter((e) => e.phase === 'start').map((e) => `${e.op} ${e.path.slice(dir.length + 1)}`);
+    // the body (both chunks once past the threshold), then header + meta + footer in one write
+    expect(events).toEqual(['open tmp/q1.msg', 'write tmp/q1.msg', 'write tmp/q1.msg', 'sync tmp/q1.msg', 'close tmp/q1.msg', 'rename queue/q1.msg', 'syncDir queue']);
+    expect(await listing('queue')).toEqual(['q1.msg']);
+  });
+
+  it('EIO appending the header to a spilled draft → E_SPOOL_WRITE, the draft file is removed', async () => {
+    const spool8 = spilling();
+    const draft = spool8.draft('q1');
+    await draft.write(Buffer.from('spilled body\r\n'));
+    expect(await listing('tmp')).toEqual(['q1.msg']);
+    fs.failOn('write', 'q1.msg', 'EIO', 1);
+    await expectSpoolWriteError(spool8.store({ draft, header: HEADER, meta: sampleMeta('q1') }), 'EIO');
     expect(await listing('tmp')).toEqual([]);
     expect(await listing('queue')).toEqual([]);
   });
@@ -100,8 +98,8 @@ describe(`${FsSpool.name} under injected faults`, () => {
       const spool8 = spilling();
       const draft = spool8.draft('q1');
       await draft.write(Buffer.from('1234')); // below the threshold: memory
-      expect(fs.count('open', 'start', 'q1.spill')).toBe(0);
-      fs.failOn(op, 'q1.spill', code, 1);
+      expect(fs.count('open', 'start', 'q1.msg')).toBe(0);
+      fs.failOn(op, 'q1.msg', code, 1);
       await expectSpoolWriteError(draft.write(Buffer.from('56789abc')), code);
       expect(await listing('tmp')).toEqual([]);
       expect(draft.bytesInMemory).toBe(0);
@@ -120,28 +118,29 @@ describe(`${FsSpool.name} under injected faults`, () => {
   });
 
   it('a qid already being written (EEXIST on open) does not remove the other writer\'s file', async () => {
-    await writeFile(join(dir, 'tmp', 'q1.eml'), 'in progress');
+    await writeFile(join(dir, 'tmp', 'q1.msg'), 'in progress');
     const error = await store('q1').catch((err: unknown) => err);
     expect((error as RelayError).code).toBe('E_SPOOL_WRITE');
-    expect(await listing('tmp')).toEqual(['q1.eml']);
+    expect(await listing('tmp')).toEqual(['q1.msg']);
   });
 
   it('a failing store leaves other concurrent stores unaffected', async () => {
-    fs.failOn('write', 'bad.eml', 'ENOSPC');
+    fs.failOn('write', 'bad.msg', 'ENOSPC');
     const results = await Promise.allSettled([store('good1'), store('bad'), store('good2')]);
     expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    expect(await listing('queue')).toEqual(['good1.eml', 'good1.json', 'good2.eml', 'good2.json']);
+    expect(await listing('queue')).toEqual(['good1.msg', 'good2.msg']);
   });
 
   it('update: EROFS on rename → E_SPOOL_WRITE, the old meta stays, no tmp leftovers', async () => {
     await store('q1');
-    fs.failOn('rename', 'q1.json', 'EROFS');
+    fs.failOn('rename', 'q1.state', 'EROFS');
     await expectSpoolWriteError(spool.update(sampleMeta('q1', { attempts: 3 })), 'EROFS');
     expect((await spool.read('q1'))?.meta.attempts).toBe(0);
     expect(await listing('tmp')).toEqual([]);
+    expect(await listing('queue')).toEqual(['q1.msg']);
   });
 
-  it('update of a qid not in the queue is refused (it would create a .json without .eml)', async () => {
+  it('update of a qid not in the queue is refused (it would create a .state without .msg)', async () => {
     const error = await spool.update(sampleMeta('nothere')).catch((err: unknown) => err);
     expect((error as RelayError).code).toBe('E_SPOOL_CORRUPT');
     expect(await listing('queue')).toEqual([]);
@@ -155,9 +154,9 @@ describe(`${FsSpool.name} under injected faults`, () => {
 
   it('remove: EROFS → E_SPOOL_WRITE', async () => {
     await store('q1');
-    fs.failOn('unlink', 'q1.json', 'EROFS');
+    fs.failOn('unlink', 'q1.msg', 'EROFS');
     await expectSpoolWriteError(spool.remove('q1'), 'EROFS');
-    expect(await listing('queue')).toEqual(['q1.eml', 'q1.json']);
+    expect(await listing('queue')).toEqual(['q1.msg']);
   });
 
   it('probeWritable is false (never throws) on EACCES, ENOSPC or a failing fsync, true otherwise', async () => {
@@ -195,45 +194,58 @@ describe(`${FsSpool.name} under injected faults`, () => {
     expect(ops).toContain('rename');
   });
 
-  it('with fsync on, store fsyncs both files before renaming them, renames the .eml before the .json, and fsyncs queue/ after', async () => {
+  it('with fsync on, a stored message is one file: written, fsynced, closed, renamed into queue/, then queue/ fsynced', async () => {
     const before = fs.events.length;
     await store('q1');
     const events = fs.events.slice(before).map((event) => `${event.op} ${event.phase} ${event.path.slice(dir.length + 1)}`);
-    const at = (event: string): number => {
-      const index = events.indexOf(event);
-      expect(index, event).toBeGreaterThanOrEqual(0);
-      return index;
-    };
-    const firstRename = at('rename start queue/q1.eml');
-    expect(at('sync end tmp/q1.eml')).toBeLessThan(firstRename);
-    expect(at('sync end tmp/q1.json')).toBeLessThan(firstRename);
-    expect(at('rename end queue/q1.eml')).toBeLessThan(at('rename start queue/q1.json'));
-    expect(at('rename end queue/q1.json')).toBeLessThan(at('syncDir start queue'));
-    expect(at('syncDir end queue')).toBeGreaterThan(at('syncDir start queue'));
+    expect(events).toEqual([
+      'open start tmp/q1.msg',
+      'open end tmp/q1.msg',
+      'write start tmp/q1.msg',
+      'write end tmp/q1.msg',
+      'sync start tmp/q1.msg',
+      'sync end tmp/q1.msg',
+      'close start tmp/q1.msg',
+      'close end tmp/q1.msg',
+      'rename start queue/q1.msg',
+      'rename end queue/q1.msg',
+      'syncDir start queue',
+      'syncDir end queue',
+    ]);
   });
 
-  it('store writes the .eml and the .json at the same time (the .json is opened before the .eml is fsynced)', async () => {
-    const before = fs.events.length;
+  it('a delivered message costs one unlink; one with a .state (deferred once) two', async () => {
     await store('q1');
-    const events = fs.events.slice(before).map((event) => `${event.op} ${event.phase} ${event.path.slice(dir.length + 1)}`);
-    expect(events.indexOf('open start tmp/q1.json')).toBeGreaterThanOrEqual(0);
-    expect(events.indexOf('open start tmp/q1.json')).toBeLessThan(events.indexOf('sync start tmp/q1.eml'));
-  });
-
-  it('ENOSPC on both files at once → one E_SPOOL_WRITE, nothing left in tmp/ or queue/', async () => {
-    fs.failOn('write', 'q1.eml', 'ENOSPC');
-    fs.failOn('sync', 'q1.json', 'ENOSPC');
-    await expectSpoolWriteError(store('q1'), 'ENOSPC');
-    expect(await listing('tmp')).toEqual([]);
+    await store('q2');
+    await spool.update(sampleMeta('q2', { attempts: 1 }));
+    const before = fs.events.length;
+    await spool.remove('q1');
+    await spool.remove('q2');
+    const unlinks = fs.events.slice(before).filter((e) => e.op === 'unlink' && e.phase === 'start').map((e) => e.path.slice(dir.length + 1));
+    expect(unlinks).toEqual(['queue/q1.msg', 'queue/q2.msg', 'queue/q2.state']);
     expect(await listing('queue')).toEqual([]);
   });
 
-  it('a failing .json fsync removes the .eml that was written and fsynced beside it', async () => {
-    fs.failOn('sync', 'q1.json', 'EIO');
-    await expectSpoolWriteError(store('q1'), 'EIO');
-    expect(fs.count('sync', 'end', 'q1.eml')).toBe(1);
+  it('upgrade: a conversion that cannot be written (ENOSPC) leaves the old pair as it was, and the next start converts it', async () => {
+    const meta = sampleMeta('old1');
+    await writeFile(join(dir, 'queue', 'old1.eml'), Buffer.concat([HEADER, Buffer.from('\r\nold body\r\n')]));
+    await writeFile(join(dir, 'queue', 'old1.json'), JSON.stringify(meta));
+    fs.failOn('write', 'tmp/old1.msg', 'ENOSPC', 1);
+    const first = await new FsSpool({ dir, fsync: true, clock: new ManualClock(), fs }).recover();
+    expect(first.entries).toEqual([]);
+    expect(first.quarantined).toEqual([]);
+    expect(await listing('queue')).toEqual(['old1.eml', 'old1.json']);
     expect(await listing('tmp')).toEqual([]);
-    expect(await listing('queue')).toEqual([]);
+    const second = await new FsSpool({ dir, fsync: true, clock: new ManualClock(), fs }).recover();
+    expect(second.entries.map((e) => e.meta)).toEqual([meta]);
+    expect(await listing('queue')).toEqual(['old1.msg']);
+    // durable before the old pair goes: the new file's fsync and the rename's directory fsync come first
+    const events = fs.events.map((e) => `${e.op} ${e.phase} ${e.path.slice(dir.length + 1)}`);
+    const lastSync = events.lastIndexOf('syncDir end queue');
+    expect(events.lastIndexOf('sync end tmp/old1.msg')).toBeLessThan(events.lastIndexOf('rename start queue/old1.msg'));
+    expect(lastSync).toBeGreaterThan(events.lastIndexOf('rename end queue/old1.msg'));
+    expect(lastSync).toBeLessThan(events.indexOf('unlink start queue/old1.json'));
+    expect(events.indexOf('unlink start queue/old1.json')).toBeLessThan(events.indexOf('unlink start queue/old1.eml'));
   });
 
   it('newQid() by default: 16-character valid qids, all distinct within one millisecond, sorted in creation order', () => {

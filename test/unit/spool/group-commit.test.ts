@@ -95,9 +95,9 @@ describe('FsSpool group commit', () => {
   it('N concurrent stores share far fewer queue/ fsyncs, and none resolves before a queue/ fsync that began after its rename', async () => {
     dir = await mkdtemp(join(tmpdir(), 'spool-gc-'));
     const storeCount = 50;
-    // A directory fsync that lasts until every store has renamed its .json, so that the
+    // A directory fsync that lasts until every store has renamed its message file, so that the
     // other stores pile up behind the first one (as they do behind a slow disk).
-    const renamedJsons = () => fs.count('rename', 'end', '.json');
+    const renamedJsons = () => fs.count('rename', 'end', '.msg');
     const fs: FaultFs = new FaultFs(createRealSpoolFs(), {
       syncDirDelay: async () => {
         for (let round = 0; round < 5000 && renamedJsons() < storeCount; round += 1) await new Promise((resolve) => setTimeout(resolve, 1));
@@ -121,7 +121,7 @@ describe('FsSpool group commit', () => {
 
     for (const qid of qids) {
       const renameDone = fs.events.findIndex(
-        (event) => event.op === 'rename' && event.phase === 'end' && event.path === join(queueDir, `${qid}.json`),
+        (event) => event.op === 'rename' && event.phase === 'end' && event.path === join(queueDir, `${qid}.msg`),
       );
       const resolved = fs.events.findIndex((event) => event.op === 'mark' && event.label === `resolved ${qid}`);
       expect(renameDone).toBeGreaterThanOrEqual(0);

@@ -1,7 +1,8 @@
 /**
- * A retry through an upstream with `from` (a per-upstream sender) reads the spooled message's
- * header, never its body: the spool reads the header block alone (its length is in the entry),
- * the From rewrite swaps that header, and the transport gets the same body range of the file.
+ * A retry through an upstream with `from` (a per-upstream sender) never reads the spooled
+ * message's body: the spool reads the end of the message file (footer, meta, header: one read
+ * of at most 8 KiB), the From rewrite swaps the header, and the transport gets the body range
+ * of the file, unread.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,15 +26,15 @@ afterEach(async () => {
 });
 
 describe('a retry through an upstream with a required sender', () => {
-  it('reads only the header block from the spool, and hands the transport the rewritten header + the untouched body range', async () => {
+  it('reads the message file\'s end once (at most 8 KiB of 2 MB), and hands the transport the rewritten header + the untouched body range', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'spool-retry-'));
     dirs.push(dir);
     const fs = new FaultFs(createRealSpoolFs());
-    const headReads: number[] = [];
+    const tailReads: number[] = [];
     const spied = Object.assign(Object.create(fs) as FaultFs, {
-      readHead: (path: string, maxBytes: number) => {
-        if (path.endsWith('.eml')) headReads.push(maxBytes);
-        return fs.readHead(path, maxBytes);
+      readTail: (path: string, maxBytes: number) => {
+        if (path.endsWith('.msg')) tailReads.push(maxBytes);
+        return fs.readTail(path, maxBytes);
       },
     });
     const clock = new ManualClock();
@@ -45,8 +46,8 @@ describe('a retry through an upstream with a required sender', () => {
 
     const before = fs.events.length;
     const entry = (await spool.read('Q1'))!; // what the dispatcher does for a queued retry
-    expect(headReads).toEqual([header.length]); // the header's length, from the entry: not one body byte
-    expect(fs.events.slice(before).filter((e) => e.phase === 'start' && e.path.endsWith('.eml')).map((e) => e.op)).toEqual(['readHead']);
+    expect(tailReads).toEqual([8 * 1024]); // footer, meta and header fit: one bounded read
+    expect(fs.events.slice(before).filter((e) => e.phase === 'start' && e.path.endsWith('.msg')).map((e) => e.op)).toEqual(['readTail']);
 
     const mailer = fakeTransport('mailer');
     const report = await attemptDelivery(
@@ -54,12 +55,12 @@ describe('a retry through an upstream with a required sender', () => {
       { qid: 'Q1', envelope: { mailFrom: 'billing@legacy.test', rcptTo: ['a@example.org'] }, facts: entry.meta.facts, sizeBytes: entry.meta.sizeBytes, raw: entry.source },
     );
     expect([...report.results.values()].map((r) => r.outcome)).toEqual(['sent']);
-    expect(fs.events.slice(before).filter((e) => e.path.endsWith('.eml')).map((e) => e.op)).toEqual(['readHead', 'readHead']); // start + end: nothing else
+    expect(fs.events.slice(before).filter((e) => e.path.endsWith('.msg')).map((e) => e.op)).toEqual(['readTail', 'readTail']); // start + end: nothing else
     const sent = mailer.sent[0]!;
     expect(sent.envelope.mailFrom).toBe('mailer@corp.test');
     const raw = sent.raw as Exclude<RawSource, Buffer>;
     expect(raw.header.toString()).toBe('From: Billing <mailer@corp.test>\r\nTo: a@example.org\r\nSubject: invoice\r\n');
-    expect({ path: raw.path, bodyStart: raw.bodyStart, bodyEnd: raw.bodyEnd }).toEqual({ path: join(dir, 'queue', 'Q1.eml'), bodyStart: header.length, bodyEnd: header.length + 2 + body.length });
+    expect({ path: raw.path, bodyStart: raw.bodyStart, bodyEnd: raw.bodyEnd }).toEqual({ path: join(dir, 'queue', 'Q1.msg'), bodyStart: 0, bodyEnd: 2 + body.length });
     // and the bytes that go out are the new header and the spooled body
     expect((await readRaw(raw)).equals(Buffer.concat([raw.header, Buffer.from('\r\n'), body]))).toBe(true);
   });
