@@ -99,8 +99,12 @@ export class FsSpool implements Spool {
   private readonly spillThresholdBytes: number;
   /** one committer per directory whose fsync is shared */
   private readonly dirCommitters = new Map<SpoolSubdir, GroupCommitter>();
-  /** queued qids known to have a .state (so a removal unlinks one file when there is none) */
-  private readonly withState = new Set<string>();
+  /**
+   * Whether a queued entry has a .state, for the entries this spool stored, read or changed: a
+   * removal then unlinks one file when there is none (a read always looks: another FsSpool on
+   * the same directory, such as the offline queue CLI, may have written one).
+   */
+  private readonly hasState = new Map<string, boolean>();
 
   constructor(options: FsSpoolOptions) {
     this.dir = resolve(options.dir);
@@ -152,6 +156,7 @@ export class FsSpool implements Spool {
       await this.fs.rename(tmpMsg, queueMsg);
       made = queueMsg;
       draft.committed();
+      this.hasState.set(qid, false);
       await this.syncDir('queue');
     } catch (err) {
       if (made !== undefined) await this.removeQuietly([made]);
@@ -207,7 +212,9 @@ export class FsSpool implements Spool {
     checkedQid(qid);
     try {
       await this.unlinkIfPresent(this.pathOf('queue', `${qid}.msg`));
-      if (this.withState.delete(qid)) await this.unlinkIfPresent(this.pathOf('queue', `${qid}.state`));
+      const withState = this.hasState.get(qid) !== false; // unknown: look
+      this.hasState.delete(qid);
+      if (withState) await this.unlinkIfPresent(this.pathOf('queue', `${qid}.state`));
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool remove of ${qid} failed: ${describe(err)}` });
     }
@@ -224,7 +231,7 @@ export class FsSpool implements Spool {
       await this.writeFileDurably(this.pathOf('failed', `${qid}.reason.json`), { exclusive: false }, (file) => file.writeAll([jsonBytes(reason)]));
       await this.moveToFailed(`${qid}.msg`);
       await this.renameIfPresent(this.pathOf('queue', `${qid}.state`), this.pathOf('failed', `${qid}.state`));
-      this.withState.delete(qid);
+      this.hasState.delete(qid);
       await Promise.all([this.syncDir('failed'), this.syncDir('queue')]);
     } catch (err) {
       throw new RelayError('E_SPOOL_WRITE', { cause: err, logMessage: `spool fail of ${qid} failed: ${describe(err)}` });
@@ -281,7 +288,7 @@ export class FsSpool implements Spool {
         throw err;
       }
       await this.fs.rename(tmpState, this.pathOf('queue', `${qid}.state`));
-      this.withState.add(qid);
+      this.hasState.set(qid, true);
       await this.syncDir('queue');
       await this.unlinkIfPresent(this.pathOf('failed', `${qid}.state`));
       await this.unlinkIfPresent(this.pathOf('failed', `${qid}.reason.json`));
@@ -344,7 +351,7 @@ export class FsSpool implements Spool {
       this.log?.warn({ file: name, movedAs, problem }, 'spool.quarantined');
     };
     for (const name of strangers) await quarantine(name, 'not a queue file name');
-    this.withState.clear();
+    this.hasState.clear();
     for (const [qid, kinds] of [...byQid].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (kinds.has('msg')) {
         const entry = await this.readEntry(qid, { corrupt: 'problem', hasState: kinds.has('state') }).catch((err: unknown) => `unreadable: ${describe(err)}`);
@@ -500,7 +507,7 @@ export class FsSpool implements Spool {
       await this.removeQuietly([tmpState]);
       throw err;
     }
-    this.withState.add(meta.qid);
+    this.hasState.set(meta.qid, true);
   }
 
   /** qids of the entries (.msg files) in a directory, sorted (qids sort by creation time). */
@@ -606,7 +613,7 @@ export class FsSpool implements Spool {
       }
       throw new RelayError('E_SPOOL_CORRUPT', { logMessage: `spool message of ${qid} invalid: ${msg}` });
     }
-    if (state !== undefined) this.withState.add(qid);
+    this.hasState.set(qid, state !== undefined);
     return { meta: state ?? msg.meta, source: msg.source };
   }
 

@@ -226,6 +226,12 @@ describe(`${FsSpool.name} under injected faults`, () => {
     expect(await listing('queue')).toEqual([]);
   });
 
+  it('read() finds a .state another spool on the same directory wrote (the offline queue CLI)', async () => {
+    await store('q1');
+    await new FsSpool({ dir, fsync: true, clock: new ManualClock(), fs }).update(sampleMeta('q1', { attempts: 1 }));
+    expect((await spool.read('q1'))?.meta.attempts).toBe(1);
+  });
+
   it('upgrade: a conversion that cannot be written (ENOSPC) leaves the old pair as it was, and the next start converts it', async () => {
     const meta = sampleMeta('old1');
     await writeFile(join(dir, 'queue', 'old1.eml'), Buffer.concat([HEADER, Buffer.from('\r\nold body\r\n')]));
