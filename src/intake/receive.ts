@@ -73,7 +73,15 @@ export function createReceiver(deps: ReceiveDeps): (stream: Readable, session: I
     if (budget.usedBytes >= budget.limitBytes || budget.waiting > 0) {
       budgetLog.note('intake.in-flight-wait', { reason: 'a DATA waits for listen.maxInFlightMB', client: session.remoteAddress, waitingBefore: budget.waiting });
     }
+    // A client that goes away while its DATA waits for room destroys the stream with an error
+    // before receiveAdmitted listens to it: without a listener here that error would be
+    // uncaught (the relay would crash), and piping the destroyed stream would never end.
+    stream.on('error', () => undefined);
     const lease = await budget.admit(admissionWaitMs);
+    if (lease !== undefined && stream.destroyed) {
+      lease.release();
+      throw new Error('client disconnected while its DATA waited for listen.maxInFlightMB');
+    }
     if (lease === undefined) {
       stream.resume(); // drain: the reply goes out once the client's end of data is read
       throw rejected('busy', new RelayError('E_BUSY', { detail: `Too much mail in flight (${startConfig.listen.maxInFlightMB} MB held by other transactions); try again later` }));

@@ -133,4 +133,21 @@ describe('global in-flight budget (listen.maxInFlightMB)', () => {
     expect(await holder.next(10_000)).toMatch(/^250 /);
     expect(await waiting).toMatch(/^250 /);
   });
+
+  it('a client that disconnects while its DATA waits neither crashes the relay nor hangs its transaction', async ({ onTestFinished }) => {
+    const h = await hostileForTest(onTestFinished, { listen: { maxInFlightMB: 0.25, socketTimeoutSeconds: 10 } });
+    const holder = await holdHeaderBytes(h, 300 * 1024);
+    await h.relay.logs.waitFor('intake.in-flight-full', () => true, 10_000);
+    const quitter = await openTransaction(h.relay.port, 'app@legacy.test', ['bob@dest.test']);
+    quitter.write('From: app@legacy.test\r\nSubject: quitter\r\n\r\nhalf a bo');
+    await h.relay.logs.waitFor('intake.in-flight-wait', () => true, 10_000);
+    // smtp-server destroys the waiting DATA stream with an error: before the fix nothing listened
+    // (an uncaught exception) and the admitted transaction piped a dead stream forever
+    quitter.close();
+    holder.write('\r\nbody\r\n.\r\n');
+    expect(await holder.next(10_000)).toMatch(/^250 /);
+    await h.relay.logs.waitFor('intake.error', (l) => /waited for listen\.maxInFlightMB/.test(JSON.stringify(l['err'])), 10_000);
+    expect(await sendMessage(h.relay.port, 'From: app@legacy.test\r\nSubject: third\r\n\r\nbody\r\n')).toMatch(/^250 /);
+    expect(h.upstream.messages.map((m) => /Subject: (\w+)/.exec(m.raw.toString('latin1'))?.[1])).toEqual(['holder', 'third']);
+  });
 });
