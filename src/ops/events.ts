@@ -116,7 +116,7 @@ export const EVENTS = {
   'spool.message-unreadable': { level: 'error', fields: ['qid', 'err'], when: "a queue entry's message file could not be read" },
   'spool.converted': { level: 'info', fields: ['qid', 'subdir'], when: 'at start: an entry of the previous spool layout (.eml + .json) became one message file (.msg)' },
   'spool.convert-failed': { level: 'error', fields: ['qid', 'subdir', 'err'], when: 'at start: an entry of the previous spool layout could not be converted; it stays as it was and is tried again at the next start' },
-  'spool.state-orphan': { level: 'warn', fields: ['file', 'action'], when: 'at start: a .state file without its message was moved after it (an interrupted move to failed/) or removed' },
+  'spool.state-orphan': { level: 'warn', fields: ['file', 'action'], when: 'at start: a .state file without its message was moved after it (an interrupted move to failed/) or removed; in failed/, a .state or reason whose message left it (an interrupted requeue or delete) was removed' },
   'spool.cleanup-failed': { level: 'warn', fields: ['file', 'err'], when: 'a spool file could not be removed' },
 
   // --- operations (ops/)

@@ -75,6 +75,8 @@ interface MsgFile {
 /** The file kinds of the spool (the previous layout's .eml/.json too, for recovery). */
 type FileKind = 'msg' | 'state' | 'eml' | 'json';
 const FILE_KINDS: readonly FileKind[] = ['msg', 'state', 'eml', 'json'];
+/** failed/<qid>.reason.json: why the entry failed */
+const REASON_SUFFIX = '.reason.json';
 
 function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -408,6 +410,16 @@ export class FsSpool implements Spool {
       }
       await this.convert('failed', qid, checked.meta).catch((err: unknown) => this.log?.error({ qid, subdir: 'failed', err }, 'spool.convert-failed'));
     }
+    // What a requeue() or removeFailed() a crash cut short leaves: a .state or a reason whose
+    // message is no longer in failed/ (it went back to queue/, or was deleted). A later fail()
+    // of that message without a .state of its own would read the old .state as its own.
+    const names = new Set(await this.fs.readdir(this.pathOf('failed')));
+    for (const name of names) {
+      const qid = name.endsWith(REASON_SUFFIX) ? name.slice(0, -REASON_SUFFIX.length) : qidOfName(name, 'state');
+      if (qid === undefined || !isValidQid(qid) || (['msg', 'json', 'eml'] as const).some((kind) => names.has(`${qid}.${kind}`))) continue;
+      await this.removeQuietly([this.pathOf('failed', name)]);
+      this.log?.warn({ file: `failed/${name}`, action: 'removed: its message is no longer in failed/' }, 'spool.state-orphan');
+    }
   }
 
   /**
@@ -672,7 +684,7 @@ function groupByQid(names: readonly string[]): { byQid: Map<string, Set<FileKind
   const byQid = new Map<string, Set<FileKind>>();
   const strangers: string[] = [];
   for (const name of [...names].sort()) {
-    if (name.endsWith('.reason.json')) continue; // failed/'s reason files belong to their entry
+    if (name.endsWith(REASON_SUFFIX)) continue; // failed/'s reason files belong to their entry
     const kind = FILE_KINDS.find((k) => qidOfName(name, k) !== undefined);
     if (kind === undefined) {
       strangers.push(name);

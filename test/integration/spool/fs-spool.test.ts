@@ -231,6 +231,29 @@ describe(`${FsSpool.name} on a real directory`, () => {
     expect((await fresh().readFailed('q1'))?.meta).toEqual(updated);
   });
 
+  it('recover() removes what a requeue() a crash cut short leaves in failed/ (.state, reason), so a later failure never reads the old state', async () => {
+    await spool.recover();
+    await storeMessage(spool, { header: HEADER, body: memoryBody('body'), meta: sampleMeta('q1') });
+    const firstFailure = sampleMeta('q1', { attempts: 9, recipients: [{ address: 'a@example.org', status: 'failed', response: '550 5.1.1 no such user' }] });
+    await spool.update(firstFailure);
+    await spool.fail('q1', REASON);
+    await copyFile(spoolDir('failed', 'q1.state'), join(dir, 'q1.state'));
+    await copyFile(spoolDir('failed', 'q1.reason.json'), join(dir, 'q1.reason.json'));
+    await spool.requeue(sampleMeta('q1'));
+    // the crash: the .msg had moved back to queue/, its new .state had not; failed/ kept the old ones
+    await rm(spoolDir('queue', 'q1.state'));
+    await copyFile(join(dir, 'q1.state'), spoolDir('failed', 'q1.state'));
+    await copyFile(join(dir, 'q1.reason.json'), spoolDir('failed', 'q1.reason.json'));
+
+    const restarted = fresh();
+    const report = await restarted.recover();
+    expect(report.entries.map((entry) => entry.meta)).toEqual([sampleMeta('q1')]);
+    expect(await listing('failed')).toEqual([]);
+    // it fails again at once (no deferral wrote a .state): failed/ shows this failure, not the old one
+    await restarted.fail('q1', REASON);
+    expect((await restarted.readFailed('q1'))?.meta).toEqual(sampleMeta('q1'));
+  });
+
   it('recover() never overwrites a file already in quarantine/', async () => {
     await mkdir(spoolDir('quarantine'), { recursive: true });
     await mkdir(spoolDir('queue'), { recursive: true });
