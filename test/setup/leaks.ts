@@ -5,8 +5,9 @@
  * Does: count this worker's active handles by type (`process.getActiveResourcesInfo()`) before
  *   the file's first test and after its last hook; a handle that closes asynchronously (a
  *   destroyed socket, a killed child being reaped) gets up to 2 s to go, polled every 10 ms.
- * Never: close anything itself, or count timers and pending file-system requests (vitest and
- *   libraries keep some of those; a leaked timer keeps nothing open that another file sees).
+ * Never: close anything itself, or count timers and pending requests (file system, DNS): vitest
+ *   itself holds a varying number of timers (a count taken before and after a file cannot tell
+ *   them from a leaked one; measured: a leaked setInterval hid behind a vitest timer that ended).
  * Assumes: the files of one worker run one after another (vitest runs a worker's files in
  *   sequence), so the baseline holds only what vitest itself holds (its IPC pipe) and whatever
  *   an earlier file leaked (which that file's own check has already reported).

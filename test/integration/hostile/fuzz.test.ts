@@ -30,6 +30,16 @@ afterAll(() => {
   expect(unhandled).toEqual([]);
 });
 
+/** `promise`, or `otherwise` after `ms` (the timer is cleared either way: no timer outlives the race). */
+async function withinMs<T, U>(promise: Promise<T>, ms: number, otherwise: U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<U>((resolve) => (timer = setTimeout(() => resolve(otherwise), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** `npm run fuzz` runs the same properties longer (FUZZ_SCALE × the runs; FUZZ_SEED picks another seed); CI runs the bounded default. */
 const SCALE = Math.max(1, Number(process.env.FUZZ_SCALE ?? 1));
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : 0x5eed7;
@@ -133,13 +143,14 @@ describe('unit-level fuzzing', () => {
         const parser = createFactsParser({ maxHeaderBytes: 4096 });
         for (const c of chunked(msg, cuts)) parser.input.write(c);
         parser.input.end();
-        const settled = await Promise.race([
+        const settled = await withinMs(
           parser.facts.then(
             () => 'ok',
             (err: unknown) => (isRelayError(err) ? 'relay-error' : 'other'),
           ),
-          new Promise<string>((r) => setTimeout(() => r('hang'), 2000)),
-        ]);
+          2000,
+          'hang',
+        );
         expect(['ok', 'relay-error']).toContain(settled);
       }),
       { seed: SEED, numRuns: 200 * SCALE },
@@ -213,7 +224,7 @@ describe('intake-level fuzzing (real sockets)', () => {
           c.write('EHLO fuzz.test\r\n');
           for (const s of steps) c.write(Buffer.from(s, 'latin1'));
           c.write('\r\n.\r\nQUIT\r\n');
-          await Promise.race([c.closed, new Promise((r) => setTimeout(r, 1500))]);
+          await withinMs(c.closed, 1500, undefined); // a session left in DATA is closed by us below
         } finally {
           c.close();
         }
