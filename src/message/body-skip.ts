@@ -15,7 +15,10 @@
  *   the line given back, which decides (as it does for the line end it holds itself).
  * Never: give a byte to `sink` that belongs to a line it gives back; keep more than a line end.
  * Assumes: it starts at the beginning of a line (the splitter was fed up to a line end) inside
- *   a leaf part's body; it gets the input in order.
+ *   a leaf part's body; it gets the input in order. A lone CR or LF reaches it only in a message
+ *   the intake refuses (bareLineFeeds: `normalize` makes each a CRLF, `reject` refuses the message
+ *   before its facts are used): for a delimiter behind a lone CR the splitter alone gives counts
+ *   that depend on the chunking, so no count is promised there (the line is given back all the same).
  */
 const LF = 0x0a;
 const CR = 0x0d;

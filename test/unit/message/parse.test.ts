@@ -251,6 +251,11 @@ describe('leaf bodies read past the splitter (body-skip.ts)', () => {
     interface Leaf { kind: 'leaf'; type: string; disposition: string; encoding: string; lines: string[] }
     interface Multi { kind: 'multi'; subtype: string; children: Tree[] }
     type Tree = Leaf | Multi;
+    // No body line is a delimiter behind a lone CR ('\r--b0'): mailsplit accepts one, but the
+    // splitter alone counts such a message differently with the chunking (1 or 2 attachments for
+    // the same bytes in 7- or 191-byte chunks), so there is no count to match; the intake never
+    // parses one for a message it accepts (bareLineFeeds: normalize makes the CR a CRLF, reject
+    // refuses the message before its facts are used).
     const bodyLine = fc.oneof(
       fc.constantFrom('plain text', '-- ', '--', '-', '--b0', '--b1--', '--b0x', '--b2 ', '', '=', 'a=', '=3D=\r', '\r-x', '\r', 'QUJD', 'QUJDRA==', '  ', 'x-y'),
       fc.string({ maxLength: 20 }),
