@@ -5,7 +5,8 @@
  * Does: ask the running relay's admin HTTP API (http.host:http.port, short timeout) first; when
  *   nothing listens there (ECONNREFUSED) or the API is disabled, work on the spool files directly
  *   through SpoolAdmin/FsSpool (atomic renames only; the audit lines then go to this command's
- *   stderr, as no relay log is there to take them). Prints mailq-like blocks (or JSON) for list,
+ *   stderr, as no relay log is there to take them), first converting entries of the previous
+ *   spool layout (FsSpool.convertPreviousLayout: a spool not started since an upgrade). Prints mailq-like blocks (or JSON) for list,
  *   the metadata JSON for show, one line for the actions.
  * Never: edit the spool files directly while a relay answers on its API (a refused connection
  *   is the only fallback: a timeout or an error answer is reported, not worked around); print
@@ -183,7 +184,11 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
     try {
       // No relay runs: its log cannot take the audit lines, so they go to stderr in the configured format.
       const logger = createLogger({ level: 'info', format: config.log.format, destination: { write: (line: string) => io.stderr(line) } });
-      const admin = new SpoolAdmin({ spool: new FsSpool({ dir: spoolDir, fsync: config.delivery.fsync, clock }), clock, logger });
+      const spool = new FsSpool({ dir: spoolDir, fsync: config.delivery.fsync, clock, log: logger });
+      // a spool not started since an upgrade still has the previous layout's files: converted
+      // here (under the lock), so the command sees that mail too
+      await spool.convertPreviousLayout();
+      const admin = new SpoolAdmin({ spool, clock, logger });
       return await run(new SpoolAdminBackend(admin, { by: 'cli', ...(user !== undefined ? { user } : {}) }));
     } finally {
       await lock.release();

@@ -340,7 +340,7 @@ export class FsSpool implements Spool {
       }
     }
 
-    await this.recoverFailed();
+    await this.convertPairs('failed', { leftovers: 'remove' });
 
     const { byQid, strangers } = groupByQid(await this.fs.readdir(this.pathOf('queue')));
     const failedNames = new Set(await this.fs.readdir(this.pathOf('failed')));
@@ -390,17 +390,31 @@ export class FsSpool implements Spool {
     return name === undefined ? join(this.dir, subdir) : join(this.dir, subdir, name);
   }
 
-  /** failed/ at start-up: entries of the previous layout converted (their reason files stay), leftovers of a conversion removed. */
-  private async recoverFailed(): Promise<void> {
-    const { byQid } = groupByQid(await this.fs.readdir(this.pathOf('failed')));
+  /**
+   * For the offline queue CLI, which holds the spool's lock but must not run recover() (that is
+   * the relay's start-up): converts the previous layout's complete, valid .eml + .json pairs in
+   * queue/ and failed/, so a spool nobody has started since the upgrade shows its mail. Touches
+   * nothing else (half pairs, invalid metadata and leftovers wait for the relay's recovery).
+   */
+  async convertPreviousLayout(): Promise<void> {
+    await this.convertPairs('queue', { leftovers: 'keep' });
+    await this.convertPairs('failed', { leftovers: 'keep' });
+  }
+
+  /**
+   * The previous layout's complete pairs of a directory converted (failed/'s reason files stay);
+   * with `leftovers: 'remove'`, a pair next to its converted .msg (a crash after the rename) goes.
+   */
+  private async convertPairs(subdir: 'queue' | 'failed', options: { readonly leftovers: 'remove' | 'keep' }): Promise<void> {
+    const { byQid } = groupByQid(await this.fs.readdir(this.pathOf(subdir)));
     for (const [qid, kinds] of byQid) {
       if (!kinds.has('json') && !kinds.has('eml')) continue;
       if (kinds.has('msg')) {
-        await this.removeQuietly(['json', 'eml'].filter((k) => kinds.has(k as FileKind)).map((k) => this.pathOf('failed', `${qid}.${k}`)));
+        if (options.leftovers === 'remove') await this.removeQuietly((['json', 'eml'] as const).filter((k) => kinds.has(k)).map((k) => this.pathOf(subdir, `${qid}.${k}`)));
         continue;
       }
       if (!kinds.has('json') || !kinds.has('eml')) continue; // half of an old pair: left as the old version left it
-      const checked = await this.fs.readFile(this.pathOf('failed', `${qid}.json`)).then(
+      const checked = await this.fs.readFile(this.pathOf(subdir, `${qid}.json`)).then(
         (bytes) => checkMeta(bytes, qid),
         (err: unknown) => ({ ok: false as const, problem: `unreadable: ${describe(err)}` }),
       );
@@ -408,7 +422,7 @@ export class FsSpool implements Spool {
         this.log?.error({ qid, problem: checked.problem }, 'spool.meta-invalid');
         continue;
       }
-      await this.convert('failed', qid, checked.meta).catch((err: unknown) => this.log?.error({ qid, subdir: 'failed', err }, 'spool.convert-failed'));
+      await this.convert(subdir, qid, checked.meta).catch((err: unknown) => this.log?.error({ qid, subdir, err }, 'spool.convert-failed'));
     }
     // What a requeue() or removeFailed() a crash cut short leaves: a .state or a reason whose
     // message is no longer in failed/ (it went back to queue/, or was deleted). A later fail()

@@ -183,6 +183,16 @@ describe('queue (direct mode on the spool files)', () => {
     expect(audit(missing.io)).toEqual([expect.objectContaining({ action: 'retry', qid: 'NOPE0000', result: 'not-found' })]);
   });
 
+  it('sees the mail of a spool still in the previous layout (.eml + .json, not started since the upgrade): it converts it under the lock', async () => {
+    await writeFile(join(dir, 'spool', 'queue', 'OLDL0001.eml'), 'Subject: old\r\n\r\nold body\r\n');
+    await writeFile(join(dir, 'spool', 'queue', 'OLDL0001.json'), JSON.stringify(meta('OLDL0001', { receivedAt: new Date(T0 + 2000).toISOString() })));
+    const { code, io } = await run(['list'], { json: true });
+    expect(code).toBe(0);
+    expect((JSON.parse(io.out()) as { qid: string }[]).map((r) => r.qid)).toEqual(['AAAA0001', 'AAAA0002', 'OLDL0001']);
+    expect((await readdir(join(dir, 'spool', 'queue'))).sort()).toEqual(['AAAA0001.msg', 'AAAA0002.msg', 'OLDL0001.msg']);
+    expect(io.err()).toContain('spool.converted');
+  });
+
   it('list --json prints the rows as JSON', async () => {
     const { code, io } = await run(['list'], { json: true });
     expect(code).toBe(0);
