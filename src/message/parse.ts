@@ -63,6 +63,8 @@ interface SplitterInternals {
   readonly maxBoundaryLength?: () => number;
 }
 const SPLITTER_BODY = 0x02;
+/** most bytes of whole lines the splitter gets per write while it reads structure */
+const SPLIT_WINDOW_BYTES = 8 * 1024;
 
 const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
 /** mailsplit's floor for what one header line costs against maxHeadSize */
@@ -302,8 +304,8 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
       if (skipper !== undefined) {
         rest = skipper.push(rest);
         if (rest === undefined) return;
-        // a line that may be a delimiter: the splitter reads it (alone: when it was body after
-        // all, the skip resumes on the next line)
+        // a line that may be a delimiter, with the line end in front of it: the splitter reads
+        // it (alone: when it was body after all, the skip resumes on the next line)
         const withheld = skipper.takeWithheld();
         skipper = undefined;
         skippedPart?.breakSequence();
@@ -311,15 +313,15 @@ export function createFactsParser(options: FactsParserOptions = {}): FactsParser
         if (lineEnd === -1) return toSplitter(Buffer.concat([withheld, rest]));
         await toSplitter(Buffer.concat([withheld, rest.subarray(0, lineEnd + 1)]));
         rest = rest.subarray(lineEnd + 1);
-        skipper = skipperForCurrentBody();
-        if (skipper !== undefined) continue;
+      } else {
+        // structure: whole lines, a window at a time, so a skip starts soon after a part's header
+        let lineEnd = rest.lastIndexOf(LF, Math.min(rest.length, SPLIT_WINDOW_BYTES) - 1);
+        if (lineEnd === -1) lineEnd = rest.indexOf(LF);
+        if (lineEnd === -1) return toSplitter(rest);
+        await toSplitter(rest.subarray(0, lineEnd + 1));
+        rest = rest.subarray(lineEnd + 1);
       }
-      const lastLineEnd = rest.lastIndexOf(LF);
-      if (lastLineEnd === -1) return toSplitter(rest);
-      await toSplitter(rest.subarray(0, lastLineEnd + 1));
-      rest = rest.subarray(lastLineEnd + 1);
       skipper = skipperForCurrentBody();
-      if (skipper === undefined) return toSplitter(rest);
     }
   };
 
