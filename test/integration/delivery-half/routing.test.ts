@@ -4,16 +4,15 @@
  * default list for unmatched recipients, per-upstream attachment limits (skip, no failure)
  * and maxMessagesPerMinute (the message over the rate waits in the spool).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startFakeUpstream, startRefusingPort } from '../../helpers/fake-upstream.js';
 import { testConfig } from '../../helpers/relay.js';
-import { Cleanup, deliveryLines, queuedMeta, relayWith, send, spoolFiles, until, upstream } from './support.js';
+import { cleanupFor, deliveryLines, queuedMeta, relayWith, send, spoolFiles, until, upstream } from './support.js';
 
-const cleanup = new Cleanup();
-afterEach(() => cleanup.run());
 
-describe('routes', () => {
-  it('sends each route its own recipients, once per route', async () => {
+describe.concurrent('routes', () => {
+  it('sends each route its own recipients, once per route', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const mail = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const sms = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(
@@ -33,7 +32,8 @@ describe('routes', () => {
     expect(byRelay.sort()).toEqual(['mail:alice@dest.test:sent', 'mail:bob@dest.test:sent', 'sms:4917012345@sms.test:sent', 'sms:4917099999@sms.test:sent']);
   });
 
-  it('a route whose own upstreams are down falls back to the next upstream listed in that route', async () => {
+  it('a route whose own upstreams are down falls back to the next upstream listed in that route', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const smsDown = await startRefusingPort();
     const mail = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(
@@ -51,7 +51,8 @@ describe('routes', () => {
     ]);
   });
 
-  it('a route limited to upstreams that are all down keeps its recipients queued (never sent elsewhere); the others are delivered', async () => {
+  it('a route limited to upstreams that are all down keeps its recipients queued (never sent elsewhere); the others are delivered', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const smsDown = await startRefusingPort();
     const mail = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(
@@ -73,7 +74,8 @@ describe('routes', () => {
     expect(mail.messages).toHaveLength(1);
   });
 
-  it('recipients that match no route use every upstream in order', async () => {
+  it('recipients that match no route use every upstream in order', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const down = await startRefusingPort();
     const second = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const sms = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
@@ -94,8 +96,9 @@ describe('routes', () => {
   });
 });
 
-describe('per-upstream admission', () => {
-  it('skips an upstream whose own limits the message exceeds (maxAttachments 0)', async () => {
+describe.concurrent('per-upstream admission', () => {
+  it('skips an upstream whose own limits the message exceeds (maxAttachments 0)', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const primary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const secondary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(
@@ -115,7 +118,8 @@ describe('per-upstream admission', () => {
     expect(plain!.envelope.rcptTo).toEqual(['bob@dest.test']);
   });
 
-  it('a queued message that no upstream can take any more (limits lowered by a reload) waits its backoff, no busy loop', async () => {
+  it('a queued message that no upstream can take any more (limits lowered by a reload) waits its backoff, no busy loop', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const refusing = await startRefusingPort();
     const relay = cleanup.add(await relayWith([upstream('primary', refusing)]), (r) => r.stop());
 
@@ -129,7 +133,8 @@ describe('per-upstream admission', () => {
     expect(Date.parse(meta.nextAttemptAt) - Date.parse(deferred['time'] as string)).toBeGreaterThanOrEqual(800);
   });
 
-  it('maxMessagesPerMinute: the message over the rate waits in the spool (not rejected, not failed over)', async () => {
+  it('maxMessagesPerMinute: the message over the rate waits in the spool (not rejected, not failed over)', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const primary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const secondary = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const relay = cleanup.add(

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
+import type { TestContext } from 'vitest';
 import type { SpoolMeta } from '../../../src/core/types.js';
 import type { AppOverrides } from '../../../src/app.js';
 import { startRelay, type TestRelay } from '../../helpers/relay.js';
@@ -59,6 +60,13 @@ export class Cleanup {
   async run(): Promise<void> {
     for (const step of this.steps.splice(0).reverse()) await Promise.resolve(step()).catch(() => undefined);
   }
+}
+
+/** A Cleanup run when the test finishes: for tests that run concurrently, which one file-level afterEach cannot serve. */
+export function cleanupFor(onTestFinished: TestContext['onTestFinished']): Cleanup {
+  const cleanup = new Cleanup();
+  onTestFinished(() => cleanup.run());
+  return cleanup;
 }
 
 export interface SendResult {

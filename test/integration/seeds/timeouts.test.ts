@@ -8,15 +8,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../../src/cli/validate.js';
 import { connectCheck } from '../../../src/cli/validate-connect.js';
 import { startFakeUpstream } from '../../helpers/fake-upstream.js';
 import { captureIo } from '../cli/support.js';
-import { Cleanup, relayWith, send, upstream } from '../delivery-half/support.js';
+import { cleanupFor, relayWith, send, upstream } from '../delivery-half/support.js';
 
-const cleanup = new Cleanup();
-afterEach(() => cleanup.run());
 const GREETING_DELAY_MS = 1500;
 
 /** Forwards to `port`, holding the server's bytes back until GREETING_DELAY_MS after each connect. */
@@ -52,8 +50,9 @@ async function slowGreeter(port: number): Promise<{ port: number; close(): Promi
   };
 }
 
-describe('greetingSeconds is not cut short by connectSeconds', () => {
-  it('delivery waits the full greeting time (connect 1 s, greeting 4 s, greeting after 1.5 s)', async () => {
+describe.concurrent('greetingSeconds is not cut short by connectSeconds', () => {
+  it('delivery waits the full greeting time (connect 1 s, greeting 4 s, greeting after 1.5 s)', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const up = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const slow = cleanup.add(await slowGreeter(up.port), (s) => s.close());
     const relay = cleanup.add(
@@ -65,7 +64,8 @@ describe('greetingSeconds is not cut short by connectSeconds', () => {
     expect(up.messages).toHaveLength(1);
   });
 
-  it('validate --connect follows the same meaning: greeting ok with 4 s, failed at the greeting step with 1 s', async () => {
+  it('validate --connect follows the same meaning: greeting ok with 4 s, failed at the greeting step with 1 s', async ({ onTestFinished }) => {
+    const cleanup = cleanupFor(onTestFinished);
     const up = cleanup.add(await startFakeUpstream({ tls: 'none' }), (u) => u.close());
     const slow = cleanup.add(await slowGreeter(up.port), (s) => s.close());
     const dir = await mkdtemp(join(tmpdir(), 'smtp-sidecar-timeouts-'));
