@@ -44,7 +44,6 @@ export function createOutboxTransport(opts: OutboxOptions): UpstreamTransport {
   async function writeTmp(tmpPath: string, message: OutgoingMessage): Promise<void> {
     const handle = await fs.open(tmpPath, 'w', 0o640);
     try {
-      // a spooled message is its header, then its body range of the spool file
       // a spooled message is its header, then its body range of the spool file (writeFile
       // writes each chunk whole, at the current position)
       if (Buffer.isBuffer(message.raw)) await handle.writeFile(message.raw);

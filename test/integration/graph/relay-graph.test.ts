@@ -108,6 +108,28 @@ describe('relay with a Microsoft Graph upstream', () => {
     expect(r.graph.liveDrafts()).toEqual([]);
   });
 
+  it('with upstreams[].from, an upload-session attachment of a spooled (file) message arrives whole under the new From', async () => {
+    const r = await rig({ graph: { sendAs: { [MAILBOX]: ['noreply@contoso.test'] } } });
+    const relayed = await relay({ upstreams: [graphUpstream(r, { from: 'noreply@contoso.test' })] });
+    const raw = await compose({
+      from: 'Legacy App <app@legacy.local>',
+      to: 'anna@dest.test',
+      subject: 'per-upstream sender, large file',
+      text: 'one file',
+      attachments: [{ filename: 'a.pdf', content: payload(5 * 1024 * 1024), contentType: 'application/pdf' }],
+    });
+    await submit(relayed.port, raw, 'app@legacy.local', ['anna@dest.test']);
+    await r.graph.waitForDeliveries(1, 30_000);
+    const d = r.graph.deliveries[0]!;
+    expect(d.via).toBe('draft');
+    expect(d.attachments.map((a) => a.via)).toEqual(['uploadSession']);
+    const got = await r.graph.parsed(d);
+    const original = await simpleParser(raw);
+    expect((got.headers.get('from') as { value: unknown }).value).toEqual([{ name: 'Legacy App', address: 'noreply@contoso.test' }]);
+    expect(got.text).toBe(original.text);
+    expect(got.attachments.map((a) => a.content.toString('base64'))).toEqual(original.attachments.map((a) => a.content.toString('base64')));
+  });
+
   it('sends as auth.user when the config names no sender; with globalFrom the From is kept and needs Send As', async () => {
     const r = await rig({ graph: { sendAs: { [MAILBOX]: ['noreply@contoso.test'] } } });
     const relayed = await relay({ upstreams: [graphUpstream(r)] });
