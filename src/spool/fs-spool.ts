@@ -341,6 +341,7 @@ export class FsSpool implements Spool {
     }
 
     await this.convertPairs('failed', { leftovers: 'remove' });
+    await this.removeFailedLeftovers();
 
     const { byQid, strangers } = groupByQid(await this.fs.readdir(this.pathOf('queue')));
     const failedNames = new Set(await this.fs.readdir(this.pathOf('failed')));
@@ -424,9 +425,15 @@ export class FsSpool implements Spool {
       }
       await this.convert(subdir, qid, checked.meta).catch((err: unknown) => this.log?.error({ qid, subdir, err }, 'spool.convert-failed'));
     }
-    // What a requeue() or removeFailed() a crash cut short leaves: a .state or a reason whose
-    // message is no longer in failed/ (it went back to queue/, or was deleted). A later fail()
-    // of that message without a .state of its own would read the old .state as its own.
+  }
+
+  /**
+   * failed/ at start-up, after its conversion: removes what a requeue() or removeFailed() a crash
+   * cut short leaves, a .state or a reason whose message is no longer in failed/ (it went back
+   * to queue/, or was deleted). A later fail() of that message without a .state of its own would
+   * read the old .state as its own. A previous layout's pair keeps its reason.
+   */
+  private async removeFailedLeftovers(): Promise<void> {
     const names = new Set(await this.fs.readdir(this.pathOf('failed')));
     for (const name of names) {
       const qid = name.endsWith(REASON_SUFFIX) ? name.slice(0, -REASON_SUFFIX.length) : qidOfName(name, 'state');
