@@ -7,13 +7,14 @@
  *
  * The figure asserted is a memory ceiling (peak VmHWM, sampled with VmRSS), never a time.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRelayProcess, type RelayProcess } from '../../helpers/relay-process.js';
 import { openTransaction, type RawSmtp } from '../../helpers/smtp-client.js';
+import { until } from '../../helpers/wait.js';
 import { hostileForTest, sendMessage, type HostileTest } from './support.js';
 
 const children: RelayProcess[] = [];
@@ -149,5 +150,20 @@ describe('global in-flight budget (listen.maxInFlightMB)', () => {
     await h.relay.logs.waitFor('intake.error', (l) => /waited for listen\.maxInFlightMB/.test(JSON.stringify(l['err'])), 10_000);
     expect(await sendMessage(h.relay.port, 'From: app@legacy.test\r\nSubject: third\r\n\r\nbody\r\n')).toMatch(/^250 /);
     expect(h.upstream.messages.map((m) => /Subject: (\w+)/.exec(m.raw.toString('latin1'))?.[1])).toEqual(['holder', 'third']);
+  });
+  it('a client that disconnects mid-DATA leaves no draft file in tmp/ and gives its in-flight bytes back', async ({ onTestFinished }) => {
+    const h = await hostileForTest(onTestFinished, { listen: { maxInFlightMB: 0.25, socketTimeoutSeconds: 4 } });
+    const tmp = join(h.relay.spoolDir, 'tmp');
+    // a header past the budget (held in memory), then a body past the spill threshold (a file in tmp/)
+    const quitter = await holdHeaderBytes(h, 300 * 1024);
+    await h.relay.logs.waitFor('intake.in-flight-full', () => true, 10_000);
+    quitter.write(`\r\n${`${'b'.repeat(78)}\r\n`.repeat(8 * 1024)}`);
+    await until('the body spilled to its draft file', async () => (await readdir(tmp)).some((name) => name.endsWith('.msg')), 10_000);
+    quitter.close();
+    await until('the draft file removed', async () => (await readdir(tmp)).length === 0, 10_000);
+    // the budget is free at once: no wait, no 452
+    expect(await sendMessage(h.relay.port, 'From: app@legacy.test\r\nSubject: after\r\n\r\nbody\r\n')).toMatch(/^250 /);
+    expect(h.relay.logs.events('intake.in-flight-wait')).toEqual([]);
+    expect(h.upstream.messages.map((m) => /Subject: (\w+)/.exec(m.raw.toString('latin1'))?.[1])).toEqual(['after']);
   });
 });
