@@ -9,6 +9,8 @@
 import tseslint from 'typescript-eslint';
 
 const STAGES = ['intake', 'message', 'policies', 'spool', 'routing', 'delivery', 'outcome', 'notify'];
+/** The files `smtp-sidecar sendmail` loads (src/main.ts imports cli/sendmail.ts lazily). */
+const SENDMAIL_PATH = ['src/cli/sendmail.ts', 'src/cli/sendmail-message.ts', 'src/cli/smtp-submit.ts', 'src/cli/smtp-pipe.ts', 'src/cli/local-addresses.ts', 'src/cli/sysexits.ts'];
 const CONDUCTORS = ['src/intake/receive.ts', 'src/delivery/dispatch.ts', 'src/delivery/attempt.ts'];
 
 /** A relative import that leaves `up` folder levels and then enters anything but core/, config/ or the stage. */
@@ -49,4 +51,22 @@ export default tseslint.config(
     },
   ]),
   { files: CONDUCTORS, rules: { 'no-restricted-imports': 'off' } },
+  {
+    // cron jobs and PHP's mail() start `sendmail` once per message: its module graph stays small
+    // (config, the address helpers and a socket), never the relay's delivery machinery.
+    files: SENDMAIL_PATH,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../*/**', '!../config/**', '!../core/**', '!../delivery/open-socket.js', './send-test.js', './queue.js', './start.js', './validate*.js'],
+              message: 'the sendmail command path loads only config/, core/, delivery/open-socket.ts and its own cli/ files: each cron or mail() call pays for every module it loads',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -41,6 +41,7 @@ import { makeQid } from '../spool/qid.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
+import { parseVia } from './smtp-submit.js';
 
 export const SEND_TEST_HELP = `Usage: smtp-sidecar send-test --to ADDR [--from ADDR] [--upstream NAME] [--config FILE]
        smtp-sidecar send-test --to ADDR [--from ADDR] --via HOST:PORT
@@ -103,15 +104,6 @@ export function buildTestMessage(input: { readonly from: string; readonly to: st
     ].join('\r\n'),
     'utf8',
   );
-}
-
-/** `HOST:PORT` or `[IPv6]:PORT`; undefined when it is neither. */
-export function parseVia(via: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(via);
-  const host = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-  return { host, port };
 }
 
 export async function sendTestCommand(options: SendTestOptions, io: CliIo, deps: SendTestDeps = {}): Promise<number> {

@@ -23,9 +23,8 @@ import { DEFAULT_CONFIG_PATH } from '../config/load.js';
 import type { CliIo } from './io.js';
 import { hostPort, readLocalAddresses } from './local-addresses.js';
 import { type ParsedRecipient, parseAddressList, prepareMessage } from './sendmail-message.js';
-import { parseVia } from './send-test.js';
 import { pipeSmtpSession } from './smtp-pipe.js';
-import { type Refusal, submitMessage } from './smtp-submit.js';
+import { parseVia, type Refusal, submitMessage } from './smtp-submit.js';
 import { exitForReply, SYSEXIT, SYSEXIT_NAME, type SmtpStep, type SysExit } from './sysexits.js';
 import { SENDMAIL_CONNECT_TIMEOUT_MS, SENDMAIL_REPLY_MARGIN_MS, SENDMAIL_REPLY_TIMEOUT_MS, SENDMAIL_UNBOUNDED_REPLY_TIMEOUT_MS } from '../core/delays.js';
 

@@ -21,6 +21,15 @@ import net from 'node:net';
 import { openUpstreamSocket } from '../delivery/open-socket.js';
 import type { SmtpStep } from './sysexits.js';
 
+/** `HOST:PORT` or `[IPv6]:PORT`; undefined when it is neither. */
+export function parseVia(via: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(via);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host, port };
+}
+
 export interface SmtpReply {
   readonly code: number;
   /** the reply lines without the code, joined with a space */
