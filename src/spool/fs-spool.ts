@@ -21,7 +21,8 @@
  *   header: the spool never reads a body). Moves undeliverable entries to failed/ with a
  *   reason, and unreadable files to quarantine/ at start-up, where it also converts entries of
  *   the previous layout (legacy-layout.ts) and removes a .state whose .msg is gone. Makes qids
- *   from the clock, a per-spool random prefix and a counter (no random bytes per message).
+ *   from the clock (never going back), a per-start random prefix that no message in the spool
+ *   already carries, and a counter (no random bytes per message).
  * Never: resolve `store()` before the bytes and the name are durable (when `fsync` is on);
  *   delete a queued file it cannot read (it is quarantined); make a synchronous fs call;
  *   accept a qid that is not [A-Za-z0-9]+ (no path traversal).
@@ -40,7 +41,7 @@ import { GroupCommitter } from './group-commit.js';
 import { convertLegacyEntry, type LegacyContext } from './legacy-layout.js';
 import { checkMeta, compareByReceivedAt } from './meta-check.js';
 import { encodeFooter, FOOTER_BYTES, parseFooter } from './msg-format.js';
-import { createQidSequence, isValidQid, makeQid } from './qid.js';
+import { createQidSequence, isValidQid, makeQid, qidPrefix } from './qid.js';
 import { createRealSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs.js';
 
 export interface FsSpoolOptions {
@@ -51,6 +52,8 @@ export interface FsSpoolOptions {
   readonly fs?: SpoolFs;
   readonly log?: Logger;
   readonly newQid?: () => string;
+  /** draws the random per-start qid prefix (tests force a collision with it) */
+  readonly drawQidPrefix?: () => string;
   /** a draft body past this many bytes goes to its file in tmp/ as it arrives (default 256 KiB) */
   readonly spillThresholdBytes?: number;
 }
@@ -97,7 +100,10 @@ export class FsSpool implements Spool {
   private readonly clock: Clock;
   private readonly fs: SpoolFs;
   private readonly log: Logger | undefined;
-  private readonly makeNewQid: () => string;
+  private makeNewQid: () => string;
+  /** the qids come from our own sequence (not options.newQid): recover() renews it */
+  private readonly ownQids: boolean;
+  private readonly drawQidPrefix: (() => string) | undefined;
   private readonly spillThresholdBytes: number;
   /** one committer per directory whose fsync is shared */
   private readonly dirCommitters = new Map<SpoolSubdir, GroupCommitter>();
@@ -114,7 +120,9 @@ export class FsSpool implements Spool {
     this.clock = options.clock;
     this.fs = options.fs ?? createRealSpoolFs();
     this.log = options.log;
-    this.makeNewQid = options.newQid ?? createQidSequence(this.clock);
+    this.ownQids = options.newQid === undefined;
+    this.drawQidPrefix = options.drawQidPrefix;
+    this.makeNewQid = options.newQid ?? createQidSequence(this.clock, options.drawQidPrefix !== undefined ? { drawPrefix: options.drawQidPrefix } : {});
     this.spillThresholdBytes = options.spillThresholdBytes ?? DEFAULT_SPILL_THRESHOLD_BYTES;
   }
 
@@ -377,6 +385,13 @@ export class FsSpool implements Spool {
     if (quarantined.length > 0) await Promise.all([this.syncDir('quarantine'), this.syncDir('queue')]);
 
     entries.sort((a, b) => compareByReceivedAt(a.meta, b.meta));
+    if (this.ownQids) {
+      // New qids never take the prefix of a message already here (qid.ts: a clock that went
+      // back across a restart must not repeat an old qid, whose file a rename would replace).
+      const names = [...(await this.fs.readdir(this.pathOf('queue'))), ...(await this.fs.readdir(this.pathOf('failed')))];
+      const used = new Set(names.map((name) => qidPrefix(name.split('.')[0] ?? '')).filter((p): p is string => p !== undefined));
+      this.makeNewQid = createQidSequence(this.clock, { avoid: used, ...(this.drawQidPrefix !== undefined ? { drawPrefix: this.drawQidPrefix } : {}) });
+    }
     return { removedTmp, quarantined, entries };
   }
 

@@ -32,19 +32,40 @@ const QID_PREFIX_DIGITS = 3;
 const QID_COUNTER_DIGITS = 4;
 const QID_COUNTER_WRAP = 36 ** QID_COUNTER_DIGITS;
 
+export interface QidSequenceOptions {
+  /** prefixes already used by messages in the spool (`qidPrefix`): never drawn again */
+  readonly avoid?: ReadonlySet<string>;
+  /** draws a random prefix (tests force a collision with it) */
+  readonly drawPrefix?: () => string;
+}
+
+/** The per-start prefix inside a 16-character qid (characters 10-12), or undefined for another shape. */
+export function qidPrefix(qid: string): string | undefined {
+  return qid.length === TIME_DIGITS + RANDOM_DIGITS ? qid.slice(TIME_DIGITS, TIME_DIGITS + QID_PREFIX_DIGITS) : undefined;
+}
+
 /**
  * The default qid source: the same 16-character shape as `makeQid` (9 base36 digits of
  * milliseconds, then 7 more), but the 7 are a random prefix drawn once per spool plus a
- * counter, so a message costs no `randomBytes` call. Unique within this spool unless
- * 1.68 million qids are made in one millisecond; sortable by creation time (and, within
- * one millisecond, by creation order). A second process on the same `dir` is not
- * supported (see Assumes); even then the exclusive open refuses a colliding qid.
+ * counter, so a message costs no `randomBytes` call. Sortable by creation time (and, within
+ * one millisecond, by creation order).
+ * Unique, because a colliding qid would overwrite a queued message when it is renamed into
+ * queue/: the time part never goes back within a process (a clock stepped back by NTP would
+ * otherwise repeat time + counter pairs), so only 1.68 million qids in one millisecond could
+ * repeat; and the prefix is never one that a message already in the spool carries (`avoid`,
+ * given by the spool after recovery), so a clock that went back across a restart cannot
+ * repeat an old qid either. A second process on the same `dir` is refused by spool-lock.ts.
  */
-export function createQidSequence(clock: Clock): () => string {
-  const prefix = makeQid(clock.now()).slice(-QID_PREFIX_DIGITS);
+export function createQidSequence(clock: Clock, options: QidSequenceOptions = {}): () => string {
+  const draw = options.drawPrefix ?? (() => makeQid(clock.now()).slice(-QID_PREFIX_DIGITS));
+  let prefix = draw();
+  // 46,656 prefixes and one used per start: a free one is found within a few draws
+  for (let tries = 0; options.avoid?.has(prefix) === true && tries < 10_000; tries += 1) prefix = draw();
+  let lastMs = 0;
   let counter = 0;
   return () => {
-    const time = timeDigits(clock.now());
+    lastMs = Math.max(lastMs, clock.now());
+    const time = timeDigits(lastMs);
     const sequence = counter.toString(36).padStart(QID_COUNTER_DIGITS, '0');
     counter = (counter + 1) % QID_COUNTER_WRAP;
     return time + prefix + sequence;

@@ -373,3 +373,26 @@ describe('upgrade: a spool written by the previous version (.eml + .json pairs)'
     expect((await readRaw((await spool.read('B'))!.source)).equals(Buffer.concat([HEADER, BODY_B]))).toBe(true);
   });
 });
+
+describe('qids after a restart with the clock set back', () => {
+  it('a new relay never draws the qid of a message already queued (its rename would replace that file)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'spool-qid-'));
+    try {
+      const at = Date.UTC(2026, 10, 30, 7, 0, 0);
+      const first = new FsSpool({ dir, fsync: false, clock: new ManualClock(at), drawQidPrefix: () => 'aaa' });
+      await first.recover();
+      const qid = first.newQid();
+      await storeMessage(first, { header: HEADER, body: memoryBody('\r\nthe queued one\r\n'), meta: sampleMeta(qid) });
+      // the next start: same clock reading (stepped back by NTP), and the random prefix repeats
+      const draws = ['aaa', 'aaa', 'bbb'];
+      const second = new FsSpool({ dir, fsync: false, clock: new ManualClock(at), drawQidPrefix: () => draws.shift() ?? 'ccc' });
+      await second.recover();
+      const next = second.newQid();
+      expect(next).not.toBe(qid);
+      expect(next.slice(9, 12)).toBe('bbb');
+      expect((await second.read(qid))?.meta.qid).toBe(qid);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkMeta, compareByReceivedAt } from '../../../src/spool/meta-check.js';
-import { isValidQid, makeQid } from '../../../src/spool/qid.js';
+import { createQidSequence, isValidQid, makeQid, qidPrefix } from '../../../src/spool/qid.js';
+import { ManualClock } from '../../../src/core/clock.js';
 import { sampleMeta } from './spool-fixtures.js';
 
 describe(makeQid.name, () => {
@@ -52,5 +53,28 @@ describe(compareByReceivedAt.name, () => {
       sampleMeta('a', { receivedAt: '2026-01-02T00:00:00.000Z' }),
     ];
     expect(metas.sort(compareByReceivedAt).map((meta) => meta.qid)).toEqual(['z', 'a', 'b']);
+  });
+});
+
+describe(createQidSequence.name, () => {
+  it('never repeats a qid when the clock steps back, and keeps creation order', () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 7, 0, 0));
+    const next = createQidSequence(clock, { drawPrefix: () => 'p0p' });
+    const made = [next(), next()];
+    clock.set(clock.now() - 5_000); // NTP steps the clock back
+    made.push(next(), next());
+    expect(new Set(made).size).toBe(4);
+    expect([...made].sort()).toEqual(made);
+  });
+
+  it('draws again while the prefix is one the spool already holds', () => {
+    const draws = ['abc', 'abc', 'xyz'];
+    const next = createQidSequence(new ManualClock(0), { avoid: new Set(['abc']), drawPrefix: () => draws.shift() ?? 'zzz' });
+    expect(qidPrefix(next())).toBe('xyz');
+  });
+
+  it('qidPrefix reads the per-start prefix of a 16-character qid only', () => {
+    expect(qidPrefix('0mjv5q1c0k3f9x2a')).toBe('k3f');
+    expect(qidPrefix('short')).toBeUndefined();
   });
 });
