@@ -18,7 +18,7 @@ import type { Clock } from '../core/clock.js';
 import type { DeliveryCheckpoint, RawSource, UpstreamSet } from '../core/ports.js';
 import type { Attempt, Envelope, Outcome, RecipientResult, SpoolMeta, Try } from '../core/types.js';
 import type { RouteConfig } from '../config/schema.js';
-import { rawHeader, withHeader } from '../core/raw-source.js';
+import { rawHeader, rawLength, withHeader } from '../core/raw-source.js';
 import { overrideSender } from '../message/sender-override.js';
 import { fitsLimits } from '../routing/limits.js';
 import { planRoutes } from '../routing/route.js';
@@ -121,7 +121,8 @@ export async function attemptDelivery(ports: AttemptPorts, message: AttemptMessa
           qid: message.qid,
           envelope: { ...message.envelope, mailFrom: settings.from ?? message.envelope.mailFrom, rcptTo: remaining },
           raw,
-          sizeBytes: message.sizeBytes,
+          // a rewritten From changes the header's length: declare (SIZE=) what is really sent
+          sizeBytes: raw === message.raw ? message.sizeBytes : rawLength(raw),
           ...(ports.checkpoint === undefined ? {} : { checkpoint: ports.checkpoint(name) }),
         });
         const accepted = new Set(report.accepted.map((a) => a.toLowerCase()));

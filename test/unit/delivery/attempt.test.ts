@@ -142,6 +142,9 @@ describe(attemptDelivery.name, () => {
     expect(sent.envelope.mailFrom).toBe('relay@corp.test');
     expect(sent.raw.toString()).toMatch(/^From: App <relay@corp\.test>\r\n/);
     expect(sent.raw).toBe(first.sent[0]!.raw);
+    // the header grew ("app@" → "relay@"): the size declared to the upstream is the new one
+    expect(sent.sizeBytes).toBe((sent.raw as Buffer).length);
+    expect(sent.sizeBytes).toBe(RAW.length + 2);
   });
 
   it('routes recipients by pattern, each group over its own upstreams', async () => {
