@@ -31,6 +31,7 @@ import { acquireSpoolLock, SpoolLockedError } from '../spool/spool-lock.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadConfigOrReport } from './load-config.js';
+import { hostPort, loopbackFor } from './local-addresses.js';
 import { adminTokenPath, readAdminToken } from '../ops/admin-auth.js';
 import { createLogger } from '../ops/logger.js';
 import { SpoolAdmin, type Actor, type FailedRow, type QueueRow, type ShownMessage } from '../ops/spool-admin.js';
@@ -321,9 +322,8 @@ async function printPageLink(config: Config, spoolDir: string, io: CliIo): Promi
   return EXIT.OK;
 }
 
-export function adminBaseUrl(config: Config): string {
-  const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host === '::' ? '::1' : config.http.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+function adminBaseUrl(config: Config): string {
+  return `http://${hostPort(loopbackFor(config.http.host), config.http.port)}`;
 }
 
 class AdminApiError extends Error {}
