@@ -213,7 +213,8 @@ export async function queueCommand(options: QueueCommandOptions, io: CliIo, deps
   }
 }
 
-async function execute(operation: Operation, backend: QueueBackend, io: CliIo, clock: Clock, json: boolean): Promise<number> {
+/** `page` needs no backend: queueCommand answers it before choosing one. */
+async function execute(operation: Exclude<Operation, { readonly kind: 'page' }>, backend: QueueBackend, io: CliIo, clock: Clock, json: boolean): Promise<number> {
   const notFound = (qid: string, what = 'queued'): number => {
     io.stderr(`smtp-sidecar queue: no ${what} message ${qid}\n`);
     return EXIT.FAILURE;
@@ -260,8 +261,6 @@ async function execute(operation: Operation, backend: QueueBackend, io: CliIo, c
       io.stdout(`${count} failed message(s) requeued, due now\n`);
       return EXIT.OK;
     }
-    case 'page':
-      return EXIT.USAGE_OR_CONFIG; // handled before a backend is chosen
     case 'purge': {
       const count = await backend.purgeFailed(operation.olderThanMs);
       io.stdout(`${count} failed message(s) deleted\n`);
