@@ -60,11 +60,9 @@ export interface RawEnvelope {
   readonly use8BitMime: boolean;
 }
 
-/** The message as spooled: in memory, or the spool's header + body range, opened anew for every attempt. */
-export type RawBody = RawSource;
-
 export interface RawSmtpPool {
-  send(envelope: RawEnvelope, body: RawBody): Promise<SMTPConnection.SentMessageInfo>;
+  /** `body`: in memory, or the spool's header + body range, opened anew for every attempt */
+  send(envelope: RawEnvelope, body: RawSource): Promise<SMTPConnection.SentMessageInfo>;
   /** closes every connection; queued sends fail */
   close(): void;
   /** open or opening connections */
@@ -80,7 +78,7 @@ interface Slot {
 
 interface Job {
   readonly envelope: RawEnvelope;
-  readonly body: RawBody;
+  readonly body: RawSource;
   readonly resolve: (info: SMTPConnection.SentMessageInfo) => void;
   readonly reject: (err: unknown) => void;
   /** already retried once after a reused connection turned out dead */
