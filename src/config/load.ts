@@ -133,7 +133,7 @@ const BOOLEANS: Readonly<Record<string, boolean>> = { true: true, false: false, 
  * reference or an environment variable always yields a string). A field that takes a string
  * keeps it; a string that is not a number or boolean is left for the schema to refuse.
  */
-export function coerceAt(value: unknown, paths: readonly PathPart[][], root: () => JsonSchemaNode): unknown {
+function coerceAt(value: unknown, paths: readonly PathPart[][], root: () => JsonSchemaNode): unknown {
   let out = value;
   for (const path of paths) {
     const current = path.reduce<unknown>((v, k) => (v === null || typeof v !== 'object' ? undefined : (v as Record<PathPart, unknown>)[k]), out);

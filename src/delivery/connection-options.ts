@@ -28,7 +28,7 @@ export interface SmtpConnectionOptions {
 }
 
 /** Whether STARTTLS is required in effect: a secret (token or password) never goes over plaintext unless auth.allowPlaintext says so. */
-export function starttlsRequired(upstream: UpstreamConfig): boolean {
+function starttlsRequired(upstream: UpstreamConfig): boolean {
   if (upstream.security === 'starttls-required') return true;
   if (upstream.security !== 'starttls') return false;
   const auth = upstream.auth;

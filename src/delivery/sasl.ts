@@ -30,7 +30,7 @@ export interface SaslOptions {
 const b64 = (value: string): string => Buffer.from(value, 'utf8').toString('base64');
 
 /** The SASL PLAIN initial response with an authorization identity. */
-export function plainResponse(authzid: string, user: string, pass: string): string {
+function plainResponse(authzid: string, user: string, pass: string): string {
   return b64(`${authzid}\u0000${user}\u0000${pass}`);
 }
 
