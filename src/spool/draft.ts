@@ -26,8 +26,6 @@ type DraftState = 'open' | 'sealed' | 'done' | 'failed';
 export class FsDraft implements SpoolDraft {
   #chunks: Buffer[] = [];
   #length = 0;
-  /** of #length, the bytes in #chunks */
-  #memoryBytes = 0;
   #file: SpoolFileHandle | undefined;
   /** whether the file was created (it must be removed) */
   #fileCreated = false;
@@ -46,8 +44,9 @@ export class FsDraft implements SpoolDraft {
     return this.#length;
   }
 
+  /** the body bytes held in #chunks: all of them until it spills to its file, none after */
   get bytesInMemory(): number {
-    return this.#memoryBytes;
+    return this.#chunks.length === 0 ? 0 : this.#length;
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -61,7 +60,6 @@ export class FsDraft implements SpoolDraft {
         return;
       }
       this.#chunks.push(chunk);
-      this.#memoryBytes += chunk.length;
       if (this.#length <= this.spillThresholdBytes) return;
       // Past the threshold the body goes to a file as it arrives: memory per message in
       // flight stays small (50 concurrent 1 MB messages must fit well under 250 MB).
@@ -69,7 +67,6 @@ export class FsDraft implements SpoolDraft {
       this.#fileCreated = true;
       const pending = this.#chunks;
       this.#chunks = [];
-      this.#memoryBytes = 0;
       await this.#file.writeAll(pending);
     } catch (err) {
       await this.discard();
@@ -102,7 +99,6 @@ export class FsDraft implements SpoolDraft {
   committed(): void {
     this.#state = 'done';
     this.#chunks = [];
-    this.#memoryBytes = 0;
     this.#file = undefined;
     this.#fileCreated = false;
   }
@@ -111,7 +107,6 @@ export class FsDraft implements SpoolDraft {
     if (this.#state === 'done') return;
     this.#state = 'done';
     this.#chunks = [];
-    this.#memoryBytes = 0;
     const file = this.#file;
     this.#file = undefined;
     if (file !== undefined) await file.close().catch(() => undefined);
