@@ -232,7 +232,6 @@ async function sendInProcess(
         qid,
         envelope,
         facts: { from: undefined, subject: undefined, messageId: undefined, attachments: counted.count, attachmentsBytes: counted.bytes },
-        sizeBytes: finalRaw.length,
         raw: finalRaw,
       },
     );

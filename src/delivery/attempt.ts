@@ -43,7 +43,7 @@ export interface AttemptMessage {
   readonly envelope: Envelope;
   /** for per-upstream attachment limits */
   readonly facts: SpoolMeta['facts'];
-  readonly sizeBytes: number;
+  /** the final bytes (their size is what the upstream is told: rawLength) */
   readonly raw: RawSource;
 }
 
@@ -121,8 +121,8 @@ export async function attemptDelivery(ports: AttemptPorts, message: AttemptMessa
           qid: message.qid,
           envelope: { ...message.envelope, mailFrom: settings.from ?? message.envelope.mailFrom, rcptTo: remaining },
           raw,
-          // a rewritten From changes the header's length: declare (SIZE=) what is really sent
-          sizeBytes: raw === message.raw ? message.sizeBytes : rawLength(raw),
+          // what is really sent (a rewritten From changes the header's length)
+          sizeBytes: rawLength(raw),
           ...(ports.checkpoint === undefined ? {} : { checkpoint: ports.checkpoint(name) }),
         });
         const accepted = new Set(report.accepted.map((a) => a.toLowerCase()));

@@ -182,7 +182,7 @@ export class Dispatcher implements DeliveryPort {
           onAttempt: (a) => this.deps.recorder.attempted(meta, a),
           checkpoint: (upstream) => checkpoints.for(upstream),
         },
-        { qid: meta.qid, envelope: { ...meta.envelope, rcptTo: pending }, facts: meta.facts, sizeBytes: meta.sizeBytes, raw },
+        { qid: meta.qid, envelope: { ...meta.envelope, rcptTo: pending }, facts: meta.facts, raw },
       );
     } catch (err) {
       // a bug or an unexpected fault: keep the message, retry later

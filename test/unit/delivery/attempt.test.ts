@@ -11,7 +11,7 @@ const RAW = Buffer.from('From: App <app@corp.test>\r\nTo: <a@dest.test>\r\nSubje
 const FACTS: SpoolMeta['facts'] = { from: 'app@corp.test', subject: 'hi', messageId: undefined, attachments: 0, attachmentsBytes: 0 };
 
 function message(rcptTo: string[] = ['a@dest.test'], facts: SpoolMeta['facts'] = FACTS): AttemptMessage {
-  return { qid: 'Q1', envelope: { mailFrom: 'app@corp.test', rcptTo }, facts, sizeBytes: RAW.length, raw: RAW };
+  return { qid: 'Q1', envelope: { mailFrom: 'app@corp.test', rcptTo }, facts, raw: RAW };
 }
 
 function run(upstreams: UpstreamSet, msg = message(), options: { down?: string[]; routes?: RouteConfig[]; rate?: RateLimiter; clock?: ManualClock } = {}) {

@@ -52,7 +52,7 @@ describe('a retry through an upstream with a required sender', () => {
     const mailer = fakeTransport('mailer');
     const report = await attemptDelivery(
       { upstreams: upstreamSet([mailer, { from: 'mailer@corp.test' }]), health: { isDown: () => false }, rate: new RateLimiter(clock), clock, routes: [] },
-      { qid: 'Q1', envelope: { mailFrom: 'billing@legacy.test', rcptTo: ['a@example.org'] }, facts: entry.meta.facts, sizeBytes: entry.meta.sizeBytes, raw: entry.source },
+      { qid: 'Q1', envelope: { mailFrom: 'billing@legacy.test', rcptTo: ['a@example.org'] }, facts: entry.meta.facts, raw: entry.source },
     );
     expect([...report.results.values()].map((r) => r.outcome)).toEqual(['sent']);
     expect(fs.events.slice(before).filter((e) => e.path.endsWith('.msg')).map((e) => e.op)).toEqual(['readTail', 'readTail']); // start + end: nothing else
