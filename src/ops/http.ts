@@ -246,19 +246,13 @@ export function createHttpServer(deps: HttpServerDeps): HttpServer {
   const handle = async (req: IncomingMessage): Promise<Reply> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    if (deps.admin !== undefined && (path === '/admin' || path.startsWith('/admin/'))) {
+    const isAdmin = deps.admin !== undefined && (path === '/admin' || path.startsWith('/admin/'));
+    if (isAdmin || (deps.page !== undefined && isPageAsset(path))) {
+      // The page's files hold no data, so they need no token (401); but like the admin routes they
+      // answer only to this server's own name (no DNS rebinding onto it) and never to a cross-site request.
       const verdict = guard.check({ method: req.method, remoteAddress: req.socket.remoteAddress, headers: req.headers });
-      if (!verdict.ok) {
-        log.warn({ client: req.socket.remoteAddress, method: req.method, path, status: verdict.status }, 'admin.refused');
-        throw new HttpProblem(verdict.status, verdict.reason);
-      }
-    }
-    if (deps.page !== undefined && isPageAsset(path)) {
-      // The page's files hold no data, but they answer only to this server's own name (no DNS
-      // rebinding onto it) and never to a cross-site request; the data behind them needs the token.
-      const verdict = guard.check({ method: req.method, remoteAddress: req.socket.remoteAddress, headers: req.headers });
-      if (!verdict.ok && verdict.status !== 401) {
-        log.warn({ client: req.socket.remoteAddress, method: req.method, path, status: verdict.status }, 'page.refused');
+      if (!verdict.ok && (isAdmin || verdict.status !== 401)) {
+        log.warn({ client: req.socket.remoteAddress, method: req.method, path, status: verdict.status }, isAdmin ? 'admin.refused' : 'page.refused');
         throw new HttpProblem(verdict.status, verdict.reason);
       }
     }
