@@ -37,9 +37,14 @@ describe(createOutboxTransport.name, () => {
   it('writes a spool file source: its header, then its body range', async () => {
     const base = await tmp();
     const source = join(base, 'spooled.eml');
-    await writeFile(source, RAW);
+    // the file's own header and the bytes past the range must not reach the outbox: a copy of
+    // the whole file would differ from RAW
+    const header = rawHeader(RAW);
+    const body = RAW.subarray(header.length);
+    const spooledHeader = Buffer.from('From: before-the-rewrite@corp.test\r\n');
+    await writeFile(source, Buffer.concat([spooledHeader, body, Buffer.from('past the range\r\n')]));
     const dir = join(base, 'outbox');
-    await createOutboxTransport({ dir, fsync: false }).send(message({ raw: { path: source, header: rawHeader(RAW), bodyStart: rawHeader(RAW).length, bodyEnd: RAW.length } }));
+    await createOutboxTransport({ dir, fsync: false }).send(message({ raw: { path: source, header, bodyStart: spooledHeader.length, bodyEnd: spooledHeader.length + body.length } }));
     expect(await readFile(join(dir, 'Q123.eml'))).toEqual(RAW);
   });
 
