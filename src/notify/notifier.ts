@@ -58,7 +58,8 @@ export function createFailureNotifier(deps: NotifierDeps): FailureNotifier {
   return {
     async failed(meta: SpoolMeta, failure: FailureReason): Promise<void> {
       const log = deps.logger.child({ qid: meta.qid });
-      const settings = deps.config().delivery.notify;
+      const config = deps.config(); // one snapshot: a reload meanwhile cannot mix two configs in one notice
+      const settings = config.delivery.notify;
       const originalSender = meta.originalMailFrom ?? meta.envelope.mailFrom;
       if (meta.envelope.mailFrom === '' || originalSender === '') {
         log.info({ reason: 'the failed message has the null sender (it is itself a notice or a bounce)' }, 'notice.skipped');
@@ -71,7 +72,6 @@ export function createFailureNotifier(deps: NotifierDeps): FailureNotifier {
 
       const failedEntry = await deps.spool.readFailed(meta.qid);
       const header = failedEntry === undefined ? Buffer.alloc(0) : rawHeader(failedEntry.source).subarray(0, MAX_HEADER_BYTES);
-      const config = deps.config();
       const from = settings.from ?? config.message.globalFrom ?? `postmaster@${config.listen.hostname}`;
       const relays = new Map(meta.recipients.map((r) => [r.address, r.relay]));
       for (const audience of audiences) {
